@@ -1,0 +1,561 @@
+//! Configuration: the TOML file and `IDENTITY__…` environment variables, layered
+//! (see `layering.rs`) and validated in one pass into [`Config`] that reports every
+//! problem at once (SPEC section 3).
+//!
+//! ```text
+//! config/default.toml  or  --config FILE      (missing default file: built-in defaults)
+//!          │
+//!   IDENTITY__SECTION__KEY env variables      (arrays: IDENTITY__PROVIDERS__0__… or __<id>__…)
+//!          │
+//!   validate: take every key, collect every problem ──► Config  or  ConfigError
+//! ```
+
+mod duration;
+mod layering;
+mod providers;
+mod secret;
+mod take;
+mod targets;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::origin::OriginPattern;
+
+pub use duration::format as format_duration;
+pub use layering::ENV_PREFIX;
+pub use secret::Secret;
+
+/// The file read when no `--config` is given, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: a dotted path (`providers[0].client_id`), an env variable name or a file path.
+    pub key: String,
+    /// What is wrong; never contains a secret.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found while loading the configuration; `Display` gives one
+/// `key: message` per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads the configuration: `config_path` (or [`DEFAULT_CONFIG_PATH`], which may be
+/// absent), then the `IDENTITY__…` variables of `env`, then validation.
+pub fn load(
+    config_path: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    load_layers(config_path, Path::new(DEFAULT_CONFIG_PATH), env)
+}
+
+/// The process environment's `IDENTITY__…` variables, for [`load`]. Unlike
+/// `std::env::vars()` this never panics: a value that is not UTF-8 is converted lossily.
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            name.starts_with(ENV_PREFIX)
+                .then(|| (name, value.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+/// Like [`load`] with the file's text given directly (for tests and tools).
+pub fn load_str(
+    toml_text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let table = layering::parse_document(toml_text).map_err(|message| ConfigError {
+        problems: vec![Problem {
+            key: "configuration".into(),
+            message,
+        }],
+    })?;
+    from_table(table, env)
+}
+
+fn load_layers(
+    config_path: Option<&Path>,
+    default_path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let file = match config_path {
+        Some(path) => layering::read_file(path, true),
+        None => layering::read_file(default_path, false),
+    };
+    let table = file
+        .map_err(|problem| ConfigError {
+            problems: vec![problem],
+        })?
+        .unwrap_or_default();
+    from_table(table, env)
+}
+
+fn from_table(
+    mut table: toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let (env_raw, env_problems) = layering::apply_env(&mut table, env);
+    let mut problems = take::Problems::new(env_raw);
+    problems.list.extend(env_problems);
+    let config = validate::config(table, &mut problems);
+    match config {
+        Some(config) if problems.list.is_empty() => Ok(config),
+        _ => Err(ConfigError {
+            problems: problems.list,
+        }),
+    }
+}
+
+/// The validated configuration. `Default` is the built-in defaults (no providers, no targets).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[session]`.
+    pub session: SessionConfig,
+    /// `[redirects]`.
+    pub redirects: RedirectsConfig,
+    /// `[cors]`.
+    pub cors: CorsConfig,
+    /// `[[providers]]`, in file order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderConfig>,
+    /// `[backchannel]`.
+    pub backchannel: BackchannelConfig,
+    /// `[signing]`.
+    pub signing: SigningConfig,
+    /// `[[targets]]`, in file order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetConfig>,
+}
+
+impl Config {
+    /// The effective configuration as TOML with every secret shown as `"***"`
+    /// (what `check-config` prints).
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string(self)
+            .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+    }
+
+    /// The provider with this id.
+    pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    /// Listen address, `host:port`.
+    pub bind: String,
+    /// How browsers and providers reach the service: http(s), no query or fragment.
+    pub public_url: url::Url,
+    /// `""` or `/x/y`: leading slash, no trailing slash.
+    pub base_path: String,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Networks whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A folder whose templates override the built-in ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub templates_dir: Option<PathBuf>,
+}
+
+/// The built-in public URL.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+fn default_public_url() -> url::Url {
+    match url::Url::parse(DEFAULT_PUBLIC_URL) {
+        Ok(url) => url,
+        // A constant that parses; the defaults test pins it.
+        Err(e) => unreachable!("DEFAULT_PUBLIC_URL does not parse: {e}"),
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: default_public_url(),
+            base_path: String::new(),
+            workers: 0,
+            trusted_proxies: Vec::new(),
+            templates_dir: None,
+        }
+    }
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In this process only.
+    Memory,
+    /// In Redis (shared by instances).
+    Redis,
+}
+
+/// The cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=None` (needs `Secure`).
+    None,
+}
+
+/// `[session]`. `Debug` and `Serialize` mask a password in `redis_url`.
+#[derive(Clone, Serialize)]
+pub struct SessionConfig {
+    /// Session store.
+    pub store: StoreKind,
+    /// Redis URL (`redis://`, `rediss://`, `redis+cluster://`, `redis+sentinel://`); may hold a password.
+    #[serde(serialize_with = "serialize_redis_url")]
+    pub redis_url: String,
+    /// Prefix of every Redis key.
+    pub key_prefix: String,
+    /// Session cookie name.
+    pub cookie_name: String,
+    /// `Secure` cookie attribute (`"auto"` resolved: true unless public_url is http).
+    pub cookie_secure: bool,
+    /// `SameSite` cookie attribute.
+    pub cookie_same_site: SameSite,
+    /// A session unused this long ends.
+    #[serde(serialize_with = "duration::serialize")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, used or not.
+    #[serde(serialize_with = "duration::serialize")]
+    pub max_lifetime: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "identity:".into(),
+            cookie_name: "ctIDENTITY".into(),
+            cookie_secure: false,
+            cookie_same_site: SameSite::Lax,
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_lifetime: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("store", &self.store)
+            .field("redis_url", &mask_url_password(&self.redis_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("cookie_name", &self.cookie_name)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("cookie_same_site", &self.cookie_same_site)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_lifetime", &self.max_lifetime)
+            .finish()
+    }
+}
+
+/// The URL with its password, if any, replaced by `***` (for logs and output).
+pub fn mask_url_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Cannot fail: only URLs that cannot hold a password refuse one, and this one holds one.
+            let _ = parsed.set_password(Some(secret::MASK));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Unparsable (e.g. a cluster list `redis+cluster://a,b`): mask everything between `:` and `@`.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(start), Some(at)) if at > start + 3 => {
+                let userinfo = &url[start + 3..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        format!("{}{user}:{}{}", &url[..start + 3], secret::MASK, &url[at..])
+                    }
+                    None => url.to_owned(),
+                }
+            }
+            _ => url.to_owned(),
+        },
+    }
+}
+
+fn serialize_redis_url<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&mask_url_password(url))
+}
+
+/// `[redirects]`: where `returnURL` may point (SPEC section 4).
+#[derive(Debug, Clone, Serialize)]
+pub struct RedirectsConfig {
+    /// Origins (patterns) that absolute return URLs may have.
+    #[serde(serialize_with = "serialize_patterns")]
+    pub allowed_origins: Vec<OriginPattern>,
+    /// Whether relative return URLs (`/app`) are allowed.
+    pub allow_relative: bool,
+}
+
+impl Default for RedirectsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allow_relative: true,
+        }
+    }
+}
+
+/// `[cors]`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CorsConfig {
+    /// Frontend origins (patterns) allowed to call the API with credentials.
+    #[serde(serialize_with = "serialize_patterns")]
+    pub allowed_origins: Vec<OriginPattern>,
+}
+
+fn serialize_patterns<S: Serializer>(patterns: &[OriginPattern], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(patterns.iter().map(OriginPattern::as_str))
+}
+
+/// One `[[providers]]` entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderConfig {
+    /// Unique id, `[A-Za-z0-9_-]+`.
+    pub id: String,
+    /// Display name (default: the id).
+    pub name: String,
+    /// Issuer; discovery at `<issuer>/.well-known/openid-configuration`.
+    pub issuer: url::Url,
+    /// Our client id at this provider.
+    pub client_id: String,
+    /// How we authenticate at the token endpoint.
+    #[serde(flatten)]
+    pub client_auth: ClientAuth,
+    /// Scopes requested at login; always contains `openid`.
+    pub scopes: Vec<String>,
+    /// Claim giving the user's display name.
+    pub name_claim: String,
+    /// Dotted path to the roles claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles_claim: Option<String>,
+    /// Dotted path to the groups claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+    /// Further claims passed on in `/userinfo`.
+    pub attributes: Vec<String>,
+    /// Whether to call the userinfo endpoint after login.
+    pub use_userinfo_endpoint: bool,
+    /// Whether this provider's access tokens are accepted as Bearer.
+    pub accept_bearer: bool,
+    /// Audience a Bearer token must have (default: client_id).
+    pub bearer_audience: String,
+    /// Whether opaque Bearer tokens are checked by RFC 7662 introspection.
+    pub introspection: bool,
+    /// Introspection endpoint (default: from discovery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<url::Url>,
+    /// `logout.*`.
+    pub logout: ProviderLogoutConfig,
+}
+
+/// `logout.*` of a provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderLogoutConfig {
+    /// Whether `/logout` sends the browser on to the provider's end_session_endpoint.
+    pub rp_initiated: bool,
+}
+
+impl Default for ProviderLogoutConfig {
+    fn default() -> Self {
+        Self { rp_initiated: true }
+    }
+}
+
+/// Client authentication at a token endpoint (config key `auth_method`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "auth_method", rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the client secret.
+    ClientSecretBasic {
+        /// The client secret.
+        #[serde(rename = "client_secret")]
+        secret: Secret,
+    },
+    /// The client secret in the form body.
+    ClientSecretPost {
+        /// The client secret.
+        #[serde(rename = "client_secret")]
+        secret: Secret,
+    },
+    /// A JWT assertion signed with our private key (RFC 7523).
+    PrivateKeyJwt {
+        /// PEM file with the private key (checked readable at load).
+        #[serde(rename = "private_key_file")]
+        key_file: PathBuf,
+    },
+    /// A public client: no client authentication.
+    None,
+}
+
+/// `[backchannel]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackchannelConfig {
+    /// Oldest logout-token `iat` accepted.
+    #[serde(serialize_with = "duration::serialize")]
+    pub max_age: Duration,
+}
+
+impl Default for BackchannelConfig {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// `[signing]`: keys for strategy `jwt`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SigningConfig {
+    /// PEM private key; absent: an ephemeral key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// How a target token travels to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Transport {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// `?token=` query parameter.
+    TokenParameter,
+    /// `?access_token=` query parameter.
+    AccessTokenParameter,
+}
+
+/// One `[[targets]]` entry (SPEC section 6).
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetConfig {
+    /// URL prefix the target covers (http(s), no query or fragment).
+    pub url: url::Url,
+    /// How the token is obtained.
+    #[serde(flatten)]
+    pub strategy: Strategy,
+    /// How the token may travel (default `[BEARER]`).
+    pub transport: Vec<Transport>,
+    /// Only sessions of these providers (empty: any).
+    pub providers: Vec<String>,
+    /// Caller needs one of these roles (empty: any).
+    pub roles: Vec<String>,
+}
+
+/// The token strategy of a target (config key `strategy`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "strategy", rename_all = "snake_case")]
+pub enum Strategy {
+    /// The session's own access token.
+    AccessToken,
+    /// RFC 8693 token exchange at the session's provider.
+    Exchange {
+        /// `audience` parameter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+        /// `resource` parameter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
+        /// `scope` parameter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+    },
+    /// A shared service token by client credentials.
+    ClientCredentials {
+        /// Token endpoint.
+        token_url: url::Url,
+        /// Client id.
+        client_id: String,
+        /// Client authentication.
+        #[serde(flatten)]
+        client_auth: ClientAuth,
+        /// `scope` parameter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        /// `audience` parameter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+    },
+    /// A shared service token for a technical account (password grant, HTTP Basic client auth).
+    Password {
+        /// Token endpoint.
+        token_url: url::Url,
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        client_secret: Secret,
+        /// Account name.
+        username: String,
+        /// Account password.
+        password: Secret,
+        /// `scope` parameter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+    },
+    /// A JWT the service signs itself.
+    Jwt {
+        /// Token lifetime (default 5m).
+        #[serde(serialize_with = "duration::serialize")]
+        lifetime: Duration,
+        /// `aud` (default: the target url).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+    },
+}
+
+impl Strategy {
+    /// The config name of the strategy.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::Exchange { .. } => "exchange",
+            Self::ClientCredentials { .. } => "client_credentials",
+            Self::Password { .. } => "password",
+            Self::Jwt { .. } => "jwt",
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! One `[[providers]]` entry, and client authentication (`auth_method` with
+//! `client_secret[_file]` or `private_key_file`), which client_credentials targets share.
+
+use super::take::{Problems, Section};
+use super::validate::{check_http_url, checked};
+use super::{ClientAuth, ProviderConfig, ProviderLogoutConfig};
+
+/// Provider defaults (SPEC section 3).
+const DEFAULT_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+const DEFAULT_NAME_CLAIM: &str = "preferred_username";
+
+/// One provider; also returns its id (when valid) even if the rest is not, for cross-checks.
+pub(super) fn provider(
+    mut s: Section,
+    p: &mut Problems,
+) -> (Option<String>, Option<ProviderConfig>) {
+    let id = s
+        .required_string(p, "id")
+        .and_then(|id| checked(p, s.path_of("id"), check_id(&id).map(|()| id)));
+    let name = s.opt_string(p, "name");
+    let issuer = s
+        .required_url(p, "issuer")
+        .and_then(|u| checked(p, s.path_of("issuer"), check_http_url(&u).map(|()| u)));
+    let client_id = s.required_string(p, "client_id");
+    let client_auth = client_auth(&mut s, p, true);
+    let scopes = s.strings(p, "scopes").and_then(|scopes| {
+        let has_openid = scopes.iter().any(|sc| sc == "openid");
+        let result = if has_openid {
+            Ok(scopes)
+        } else {
+            Err("must contain \"openid\"".to_owned())
+        };
+        checked(p, s.path_of("scopes"), result)
+    });
+    let scopes_default = || DEFAULT_SCOPES.iter().map(|sc| (*sc).to_owned()).collect();
+    let name_claim = s
+        .opt_string(p, "name_claim")
+        .unwrap_or_else(|| DEFAULT_NAME_CLAIM.to_owned());
+    let roles_claim = s.opt_string(p, "roles_claim");
+    let groups_claim = s.opt_string(p, "groups_claim");
+    let attributes = s.strings(p, "attributes").unwrap_or_default();
+    let use_userinfo_endpoint = s.bool(p, "use_userinfo_endpoint").unwrap_or(true);
+    let accept_bearer = s.bool(p, "accept_bearer").unwrap_or(false);
+    let bearer_audience = s.opt_string(p, "bearer_audience");
+    let introspection = s.bool(p, "introspection").unwrap_or(false);
+    let introspection_endpoint = s.url(p, "introspection_endpoint").and_then(|u| {
+        checked(
+            p,
+            s.path_of("introspection_endpoint"),
+            check_http_url(&u).map(|()| u),
+        )
+    });
+    let mut logout_section = s.section(p, "logout");
+    let rp_initiated = logout_section
+        .bool(p, "rp_initiated")
+        .unwrap_or(ProviderLogoutConfig::default().rp_initiated);
+    logout_section.finish(p);
+    s.finish(p);
+
+    let provider = (|| {
+        let id = id.clone()?;
+        let client_id = client_id?;
+        Some(ProviderConfig {
+            name: name.unwrap_or_else(|| id.clone()),
+            id,
+            issuer: issuer?,
+            bearer_audience: bearer_audience.unwrap_or_else(|| client_id.clone()),
+            client_id,
+            client_auth: client_auth?,
+            scopes: scopes.unwrap_or_else(scopes_default),
+            name_claim,
+            roles_claim,
+            groups_claim,
+            attributes,
+            use_userinfo_endpoint,
+            accept_bearer,
+            introspection,
+            introspection_endpoint,
+            logout: ProviderLogoutConfig { rp_initiated },
+        })
+    })();
+    (id, provider)
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    if id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{id}\" may only contain letters, digits, \"-\" and \"_\""
+        ))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Basic,
+    Post,
+    PrivateKeyJwt,
+    None,
+}
+
+const METHODS: [(&str, Method); 4] = [
+    ("client_secret_basic", Method::Basic),
+    ("client_secret_post", Method::Post),
+    ("private_key_jwt", Method::PrivateKeyJwt),
+    ("none", Method::None),
+];
+
+/// `auth_method` with `client_secret[_file]` or `private_key_file`. Without
+/// `auth_method`, a lone `private_key_file` means `private_key_jwt`, else
+/// `client_secret_basic`.
+pub(super) fn client_auth(
+    s: &mut Section,
+    p: &mut Problems,
+    allow_none: bool,
+) -> Option<ClientAuth> {
+    let secret_given = s.has("client_secret") || s.has("client_secret_file");
+    let key_given = s.has("private_key_file");
+    let method_given = s.has("auth_method");
+    let method = if allow_none {
+        s.choice(p, "auth_method", &METHODS)
+    } else {
+        s.choice(p, "auth_method", &METHODS[..3])
+    };
+    let secret = s.secret(p, "client_secret");
+    let key_file = s.readable_file(p, "private_key_file");
+    let method = match method {
+        Some(m) => m,
+        None if method_given => return None,
+        None if key_given && !secret_given => Method::PrivateKeyJwt,
+        None => Method::Basic,
+    };
+    let method_name = METHODS
+        .iter()
+        .find(|(_, m)| *m == method)
+        .map_or("", |(n, _)| *n);
+    let unused = |p: &mut Problems, key: &str| {
+        p.push(
+            s.path_of(key),
+            format!("not used with auth_method \"{method_name}\""),
+        );
+    };
+    match method {
+        Method::Basic | Method::Post => {
+            if key_given {
+                unused(p, "private_key_file");
+            }
+            if !secret_given {
+                p.push(
+                    s.path_of("client_secret"),
+                    format!(
+                        "is required for auth_method \"{method_name}\" (or give client_secret_file)"
+                    ),
+                );
+            }
+            let secret = secret?;
+            if key_given {
+                return None;
+            }
+            Some(if method == Method::Basic {
+                ClientAuth::ClientSecretBasic { secret }
+            } else {
+                ClientAuth::ClientSecretPost { secret }
+            })
+        }
+        Method::PrivateKeyJwt => {
+            if secret_given {
+                unused(p, "client_secret");
+            }
+            if !key_given {
+                p.push(
+                    s.path_of("private_key_file"),
+                    "is required for auth_method \"private_key_jwt\"",
+                );
+            }
+            let key_file = key_file?;
+            (!secret_given).then_some(ClientAuth::PrivateKeyJwt { key_file })
+        }
+        Method::None => {
+            if secret_given {
+                unused(p, "client_secret");
+            }
+            if key_given {
+                unused(p, "private_key_file");
+            }
+            (!secret_given && !key_given).then_some(ClientAuth::None)
+        }
+    }
+}

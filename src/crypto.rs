@@ -1,0 +1,112 @@
+//! The few cryptographic operations the service needs, as thin wrappers over aws-lc-rs:
+//! random values, SHA-256 key derivation for storage keys, and AES-256-GCM sealing.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The operating system's random generator failed (never expected in practice).
+#[derive(Debug, thiserror::Error)]
+#[error("cryptographic operation failed")]
+pub struct CryptoError;
+
+/// `N` bytes from the system CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut bytes = [0u8; N];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| CryptoError)?;
+    Ok(bytes)
+}
+
+/// A random URL-safe token carrying `N` bytes of entropy.
+pub fn random_token<const N: usize>() -> Result<String, CryptoError> {
+    Ok(b64(&random_bytes::<N>()?))
+}
+
+/// Base64url without padding.
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url without padding.
+pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+/// SHA-256 of `label` and `value`, base64url: a storage key name that cannot be turned
+/// back into the value it was derived from. `label` separates the uses.
+pub fn derive_name(label: &str, value: &[u8]) -> String {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(label.as_bytes());
+    context.update(&[0]);
+    context.update(value);
+    b64(context.finish().as_ref())
+}
+
+/// SHA-256 of `label` and `value` as a 32-byte key.
+pub fn derive_key(label: &str, value: &[u8]) -> [u8; 32] {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(label.as_bytes());
+    context.update(&[0]);
+    context.update(value);
+    let mut key = [0u8; 32];
+    key.copy_from_slice(context.finish().as_ref());
+    key
+}
+
+/// Encrypts and authenticates `plaintext` under `key`, binding it to `context` (the
+/// storage key, so a value cannot be moved to another key). Output: nonce || ciphertext || tag.
+pub fn seal(key: &[u8; 32], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let sealing_key = RandomizedNonceKey::new(&AES_256_GCM, key).map_err(|_| CryptoError)?;
+    let mut in_out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
+    in_out.extend_from_slice(plaintext);
+    let nonce = sealing_key
+        .seal_in_place_append_tag(Aad::from(context), &mut in_out)
+        .map_err(|_| CryptoError)?;
+    let mut sealed = Vec::with_capacity(NONCE_LEN + in_out.len());
+    sealed.extend_from_slice(nonce.as_ref());
+    sealed.extend_from_slice(&in_out);
+    Ok(sealed)
+}
+
+/// Reverses [`seal`]; `None` when the key, the context or the data do not match.
+pub fn open(key: &[u8; 32], context: &[u8], mut sealed: Vec<u8>) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+        return None;
+    }
+    let opening_key = RandomizedNonceKey::new(&AES_256_GCM, key).ok()?;
+    let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).ok()?;
+    let plaintext_len = opening_key
+        .open_in_place(nonce, Aad::from(context), &mut sealed[NONCE_LEN..])
+        .ok()?
+        .len();
+    sealed.copy_within(NONCE_LEN..NONCE_LEN + plaintext_len, 0);
+    sealed.truncate(plaintext_len);
+    Some(sealed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn sealed_data_opens_only_with_the_same_key_and_context() {
+        let key = random_bytes::<32>().unwrap();
+        let sealed = seal(&key, b"ctx", b"hello").unwrap();
+        assert_eq!(open(&key, b"ctx", sealed.clone()).unwrap(), b"hello");
+        assert!(open(&key, b"other", sealed.clone()).is_none());
+        let other_key = random_bytes::<32>().unwrap();
+        assert!(open(&other_key, b"ctx", sealed.clone()).is_none());
+        let mut tampered = sealed;
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(open(&key, b"ctx", tampered).is_none());
+    }
+
+    #[test]
+    fn derived_names_differ_by_label() {
+        assert_ne!(derive_name("a", b"x"), derive_name("b", b"x"));
+        assert_eq!(derive_name("a", b"x"), derive_name("a", b"x"));
+    }
+}

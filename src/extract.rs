@@ -1,0 +1,122 @@
+//! Request input in our error shape: query parameters (an empty value counts as absent),
+//! and the extractor configurations that cap bodies at 64 KiB and turn every malformed
+//! input into a 4xx JSON error.
+
+use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError, UrlencodedError};
+use actix_web::web;
+
+use crate::error::ApiError;
+
+/// Largest request body we read (SPEC 7).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Decoded query or form parameters in order.
+#[derive(Debug, Default)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parses `a=1&b=2` (as the `application/x-www-form-urlencoded` rules say; never fails).
+    pub fn parse(encoded: &str) -> Self {
+        Self {
+            pairs: form_urlencoded::parse(encoded.as_bytes())
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect(),
+        }
+    }
+
+    /// The first non-empty value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(key, value)| key == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// How many times `name` occurs (empty values included).
+    pub fn count(&self, name: &str) -> usize {
+        self.pairs.iter().filter(|(key, _)| key == name).count()
+    }
+}
+
+/// Body-size limit for raw payloads.
+pub fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(MAX_BODY_BYTES)
+}
+
+/// Form bodies: 64 KiB, errors in our shape.
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|error, _| match error {
+            UrlencodedError::Overflow { .. } | UrlencodedError::Payload(PayloadError::Overflow) => {
+                ApiError::PayloadTooLarge.into()
+            }
+            UrlencodedError::ContentType => ApiError::InvalidParameter(
+                "Expected an application/x-www-form-urlencoded body".to_owned(),
+            )
+            .into(),
+            _ => ApiError::InvalidParameter("The form body is malformed".to_owned()).into(),
+        })
+}
+
+/// JSON bodies: 64 KiB, errors in our shape.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|error, _| match error {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                ApiError::PayloadTooLarge.into()
+            }
+            _ => ApiError::InvalidParameter("The JSON body is malformed".to_owned()).into(),
+        })
+}
+
+/// Query strings: errors in our shape.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error: QueryPayloadError, _| {
+        tracing::debug!(%error, "malformed query");
+        ApiError::InvalidParameter("The query string is malformed".to_owned()).into()
+    })
+}
+
+/// Reads a form body as [`Params`], enforcing the size limit.
+pub async fn read_form(
+    request: &actix_web::HttpRequest,
+    payload: web::Payload,
+) -> Result<Params, ApiError> {
+    let content_type = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::InvalidParameter(
+            "Expected an application/x-www-form-urlencoded body".to_owned(),
+        ));
+    }
+    let body = payload
+        .to_bytes_limited(MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?
+        .map_err(|_| ApiError::InvalidParameter("The body could not be read".to_owned()))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::InvalidParameter("The form body is not UTF-8".to_owned()))?;
+    Ok(Params::parse(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let params = Params::parse("returnURL=&provider=local&x=1&x=2");
+        assert_eq!(params.get("returnURL"), None);
+        assert_eq!(params.get("provider"), Some("local"));
+        assert_eq!(params.get("x"), Some("1"));
+        assert_eq!(params.count("x"), 2);
+    }
+}

@@ -1,0 +1,21 @@
+//! identity-service: OpenID Connect login sessions and downstream tokens for browser apps.
+//! See README.md for what it does and `../shared/SPEC.md` for the contract.
+
+pub mod caller;
+pub mod cli;
+pub mod config;
+pub mod cookies;
+pub mod crypto;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod oidc;
+pub mod origin;
+pub mod pages;
+pub mod redirect;
+pub mod routes;
+pub mod session;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

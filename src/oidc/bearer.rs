@@ -1,0 +1,223 @@
+//! Bearer callers (SPEC 5): a provider's JWT access token verified against its JWKS
+//! (`iss`, `aud` = `bearer_audience`, `exp`, `nbf`), or an opaque token checked at the
+//! provider's RFC 7662 introspection endpoint, with answers cached no longer than the
+//! token's `exp` and at most 60 s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde_json::{Map, Value};
+
+use super::client_auth::JWT_BEARER_ASSERTION;
+use super::jwt::{self, audience_contains, numeric_date};
+use super::{Provider, ProviderRegistry};
+use crate::config::ClientAuth;
+use crate::crypto;
+use crate::oidc::claims::map_profile;
+use crate::oidc::flow::jwt_payload;
+use crate::session::{Profile, unix_now};
+
+/// Longest time an introspection answer is reused.
+pub const INTROSPECTION_CACHE_SECONDS: i64 = 60;
+
+/// Entries above this count trigger a sweep of expired ones.
+const CACHE_SWEEP_THRESHOLD: usize = 10_000;
+
+/// A caller authenticated by a bearer token.
+#[derive(Debug, Clone)]
+pub struct BearerIdentity {
+    /// Provider id.
+    pub provider: String,
+    /// `sub` (or the introspection answer's `username`).
+    pub subject: String,
+    /// Name, roles, groups, attributes from the token's claims.
+    pub profile: Profile,
+    /// Unix seconds of the token's `exp`.
+    pub expires_at: i64,
+}
+
+/// Verifies bearer tokens and caches introspection answers.
+#[derive(Clone, Default)]
+pub struct BearerVerifier {
+    introspected: Arc<DashMap<String, (i64, BearerIdentity)>>,
+}
+
+impl BearerVerifier {
+    /// Who `token` belongs to; `Err` with a reason when it is not acceptable.
+    pub async fn verify(
+        &self,
+        providers: &ProviderRegistry,
+        http: &reqwest::Client,
+        token: &str,
+    ) -> Result<BearerIdentity, &'static str> {
+        let issuer = jwt_payload(token)
+            .and_then(|claims| claims.get("iss").and_then(Value::as_str).map(str::to_owned));
+        if let Some(issuer) = issuer
+            && let Some(provider) = providers
+                .all()
+                .iter()
+                .find(|provider| provider.config.accept_bearer && provider.issuer() == issuer)
+        {
+            return verify_jwt(provider, http, token).await;
+        }
+        let introspecting: Vec<_> = providers
+            .all()
+            .iter()
+            .filter(|provider| provider.config.accept_bearer && provider.config.introspection)
+            .collect();
+        if introspecting.is_empty() {
+            return Err("the token is not from a provider that accepts bearer tokens");
+        }
+        let cache_key = crypto::derive_name("bearer-token", token.as_bytes());
+        let now = unix_now();
+        if let Some(entry) = self.introspected.get(&cache_key)
+            && entry.0 > now
+        {
+            return Ok(entry.1.clone());
+        }
+        for provider in introspecting {
+            if let Some(identity) = introspect(provider, http, token).await? {
+                let cached_until = identity.expires_at.min(now + INTROSPECTION_CACHE_SECONDS);
+                if self.introspected.len() > CACHE_SWEEP_THRESHOLD {
+                    self.introspected.retain(|_, (until, _)| *until > now);
+                }
+                self.introspected
+                    .insert(cache_key, (cached_until, identity.clone()));
+                return Ok(identity);
+            }
+        }
+        Err("the token is not active")
+    }
+}
+
+async fn verify_jwt(
+    provider: &Provider,
+    http: &reqwest::Client,
+    token: &str,
+) -> Result<BearerIdentity, &'static str> {
+    let verified = jwt::verify_signature(provider, http, token).await?;
+    let claims = verified.claims;
+    let now = unix_now();
+    if claims.get("iss").and_then(Value::as_str) != Some(provider.issuer().as_str()) {
+        return Err("the iss claim does not name the provider");
+    }
+    if !audience_contains(&claims, &provider.config.bearer_audience) {
+        return Err("the aud claim does not contain the bearer audience");
+    }
+    let expires_at = numeric_date(&claims, "exp").ok_or("the exp claim is missing")?;
+    if expires_at <= now {
+        return Err("the token has expired");
+    }
+    if claims.contains_key("nbf") {
+        let not_before = numeric_date(&claims, "nbf").ok_or("the nbf claim is not a number")?;
+        if not_before > now {
+            return Err("the token is not valid yet");
+        }
+    }
+    identity(provider, &claims, expires_at)
+}
+
+/// RFC 7662: `Ok(None)` for an inactive token, `Err` when the endpoint cannot answer.
+async fn introspect(
+    provider: &Provider,
+    http: &reqwest::Client,
+    token: &str,
+) -> Result<Option<BearerIdentity>, &'static str> {
+    let discovered = provider
+        .discovered(http)
+        .await
+        .map_err(|_| "the provider is unavailable")?;
+    let endpoint = discovered
+        .introspection_endpoint
+        .clone()
+        .ok_or("the provider has no introspection endpoint")?;
+    let config = &provider.config;
+    let mut form = vec![
+        ("token", token.to_owned()),
+        ("token_type_hint", "access_token".to_owned()),
+    ];
+    let mut request = http.post(endpoint.clone());
+    match &config.client_auth {
+        ClientAuth::ClientSecretBasic { secret } => {
+            request = request.basic_auth(
+                form_encode(&config.client_id),
+                Some(form_encode(secret.expose())),
+            );
+        }
+        ClientAuth::ClientSecretPost { secret } => {
+            form.push(("client_id", config.client_id.clone()));
+            form.push(("client_secret", secret.expose().to_owned()));
+        }
+        ClientAuth::PrivateKeyJwt { .. } => {
+            let key = provider
+                .client_key
+                .as_ref()
+                .ok_or("the client key is not loaded")?;
+            let assertion = key
+                .assertion(&config.client_id, endpoint.as_str())
+                .map_err(|_| "the client assertion could not be signed")?;
+            form.push(("client_id", config.client_id.clone()));
+            form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_owned()));
+            form.push(("client_assertion", assertion));
+        }
+        ClientAuth::None => form.push(("client_id", config.client_id.clone())),
+    }
+    let response = request
+        .form(&form)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|_| "the introspection endpoint could not be reached")?;
+    if !response.status().is_success() {
+        tracing::warn!(provider = %provider.id(), status = %response.status(), "introspection refused");
+        return Err("the introspection endpoint refused the request");
+    }
+    let answer: Map<String, Value> = response
+        .json()
+        .await
+        .map_err(|_| "the introspection answer is not JSON")?;
+    if answer.get("active") != Some(&Value::Bool(true)) {
+        return Ok(None);
+    }
+    if answer.contains_key("aud") && !audience_contains(&answer, &config.bearer_audience) {
+        return Ok(None);
+    }
+    let now = unix_now();
+    let expires_at = numeric_date(&answer, "exp").unwrap_or(now + INTROSPECTION_CACHE_SECONDS);
+    if expires_at <= now {
+        return Ok(None);
+    }
+    let mut claims = answer;
+    if !claims.contains_key("sub")
+        && let Some(username) = claims.get("username").cloned()
+    {
+        claims.insert("sub".to_owned(), username);
+    }
+    identity(provider, &claims, expires_at).map(Some)
+}
+
+fn identity(
+    provider: &Provider,
+    claims: &Map<String, Value>,
+    expires_at: i64,
+) -> Result<BearerIdentity, &'static str> {
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|sub| !sub.is_empty())
+        .ok_or("the token names no subject")?
+        .to_owned();
+    Ok(BearerIdentity {
+        provider: provider.id().to_owned(),
+        subject,
+        profile: map_profile(&provider.config, claims),
+        expires_at,
+    })
+}
+
+/// RFC 6749 section 2.3.1: client id and secret are form-encoded before HTTP Basic.
+pub fn form_encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

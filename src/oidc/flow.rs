@@ -1,0 +1,329 @@
+//! The authorization code flow (OIDC Core 3.1) with PKCE (RFC 7636):
+//!
+//! ```text
+//! browser ──GET /login──▶ us: state, nonce, PKCE verifier stored (single use, 10 min)
+//! browser ◀──302 authorize?response_type=code&state&nonce&code_challenge (S256)
+//! browser ──credentials──▶ provider ──302 /callback?code&state[&iss]──▶ us
+//! us ──POST token (code + verifier)──▶ provider ──id_token, access_token, refresh_token──▶ us
+//! us: verify the ID token (3.1.3.7), merge userinfo (5.3), create the session
+//! ```
+
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{
+    AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RequestTokenError, Scope, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::client_auth::JWT_BEARER_ASSERTION;
+use super::provider::{Discovered, Provider};
+use crate::crypto;
+use crate::error::ApiError;
+use crate::redirect::ReturnUrl;
+use crate::session::{ProviderTokens, unix_now};
+
+/// Allowed clock difference for `iat` in the future.
+const CLOCK_SKEW_SECONDS: i64 = 60;
+
+/// What a login in flight remembers between `/login` and `/callback`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PendingLogin {
+    /// Provider id.
+    pub provider: String,
+    /// PKCE verifier.
+    pub pkce_verifier: String,
+    /// The nonce the ID token must carry.
+    pub nonce: String,
+    /// Where the browser goes afterwards.
+    pub return_url: ReturnUrl,
+    /// Hash of the browser-binding cookie that started this login.
+    pub browser_binding: String,
+}
+
+/// A login about to start: where to send the browser and what to remember.
+pub struct LoginStart {
+    /// The provider's authorization URL with all parameters.
+    pub authorize_url: Url,
+    /// The `state` (the handle of the pending login).
+    pub state: String,
+    /// What to store under `state`.
+    pub pending: PendingLogin,
+}
+
+/// Optional parameters passed through to the provider.
+#[derive(Debug, Default)]
+pub struct LoginHints<'a> {
+    /// `prompt`.
+    pub prompt: Option<&'a str>,
+    /// `login_hint`.
+    pub login_hint: Option<&'a str>,
+}
+
+/// A completed login.
+pub struct LoginOutcome {
+    /// The provider's `sub`.
+    pub subject: String,
+    /// The provider's session id, when sent.
+    pub sid: Option<String>,
+    /// ID token claims, merged with userinfo claims.
+    pub claims: Map<String, Value>,
+    /// Tokens to keep in the session.
+    pub tokens: ProviderTokens,
+}
+
+/// Builds the authorization request for `provider`.
+pub fn begin_login(
+    provider: &Provider,
+    discovered: &Discovered,
+    return_url: ReturnUrl,
+    browser_binding: String,
+    hints: &LoginHints<'_>,
+) -> Result<LoginStart, ApiError> {
+    let state = crypto::random_token::<32>().map_err(|_| ApiError::Internal)?;
+    let nonce = crypto::random_token::<32>().map_err(|_| ApiError::Internal)?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = discovered
+        .client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            {
+                let state = state.clone();
+                move || CsrfToken::new(state)
+            },
+            {
+                let nonce = nonce.clone();
+                move || Nonce::new(nonce)
+            },
+        )
+        .set_pkce_challenge(challenge);
+    for scope in provider
+        .config
+        .scopes
+        .iter()
+        .filter(|scope| *scope != "openid")
+    {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    if let Some(prompt) = hints.prompt {
+        request = request.add_extra_param("prompt", prompt.to_owned());
+    }
+    if let Some(login_hint) = hints.login_hint {
+        request = request.add_extra_param("login_hint", login_hint.to_owned());
+    }
+    let (authorize_url, _, _) = request.url();
+    Ok(LoginStart {
+        authorize_url,
+        state,
+        pending: PendingLogin {
+            provider: provider.id().to_owned(),
+            pkce_verifier: verifier.secret().clone(),
+            nonce,
+            return_url,
+            browser_binding,
+        },
+    })
+}
+
+/// Exchanges `code`, verifies the ID token and gathers the user's claims.
+pub async fn finish_login(
+    provider: &Provider,
+    http: &reqwest::Client,
+    pending: &PendingLogin,
+    code: &str,
+) -> Result<LoginOutcome, ApiError> {
+    let discovered = provider
+        .discovered(http)
+        .await
+        .map_err(|_| ApiError::login_upstream_failed("the identity provider is unavailable"))?;
+    let response = exchange_code(provider, &discovered, http, pending, code).await?;
+    let id_token = response
+        .id_token()
+        .ok_or_else(|| ApiError::login_failed("the provider sent no ID token"))?;
+    let nonce = Nonce::new(pending.nonce.clone());
+    let verify = |discovered: &Discovered| {
+        let verifier = discovered
+            .client
+            .id_token_verifier()
+            // Extra audiences are fine when `azp` names us, which the verifier enforces
+            // (OIDC Core 3.1.3.7 steps 4-5).
+            .set_other_audience_verifier_fn(|_| true)
+            .set_issue_time_verifier_fn(|issued_at| {
+                if issued_at.timestamp() > unix_now() + CLOCK_SKEW_SECONDS {
+                    Err("issued in the future".to_owned())
+                } else {
+                    Ok(())
+                }
+            });
+        id_token.claims(&verifier, &nonce).map(|_| ())
+    };
+    if let Err(error) = verify(&discovered) {
+        let unknown_key = matches!(
+            error,
+            openidconnect::ClaimsVerificationError::SignatureVerification(
+                openidconnect::SignatureVerificationError::NoMatchingKey
+            )
+        );
+        let retried = match unknown_key {
+            true => match provider.refresh_keys(http).await {
+                Some(refreshed) => verify(&refreshed),
+                None => Err(error),
+            },
+            false => Err(error),
+        };
+        if let Err(error) = retried {
+            tracing::info!(provider = %provider.id(), %error, "ID token refused");
+            return Err(ApiError::login_failed(describe_claims_error(&error)));
+        }
+    }
+    let raw_id_token = id_token.to_string();
+    let mut claims = jwt_payload(&raw_id_token)
+        .ok_or_else(|| ApiError::login_failed("the ID token is malformed"))?;
+    check_authorized_party(&claims, &provider.config.client_id)?;
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let sid = claims.get("sid").and_then(Value::as_str).map(str::to_owned);
+    let access_token = response.access_token().secret().clone();
+    if provider.config.use_userinfo_endpoint
+        && let Some(endpoint) = &discovered.userinfo_endpoint
+    {
+        merge_userinfo(http, endpoint, &access_token, &subject, &mut claims).await?;
+    }
+    Ok(LoginOutcome {
+        subject,
+        sid,
+        claims,
+        tokens: ProviderTokens {
+            id_token: Some(raw_id_token),
+            access_token: Some(access_token),
+            access_token_expires_at: response
+                .expires_in()
+                .map(|lifetime| unix_now() + i64::try_from(lifetime.as_secs()).unwrap_or(0)),
+            refresh_token: response.refresh_token().map(|token| token.secret().clone()),
+        },
+    })
+}
+
+async fn exchange_code(
+    provider: &Provider,
+    discovered: &Discovered,
+    http: &reqwest::Client,
+    pending: &PendingLogin,
+    code: &str,
+) -> Result<openidconnect::core::CoreTokenResponse, ApiError> {
+    let mut request = discovered
+        .client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .map_err(|_| ApiError::login_upstream_failed("the provider has no token endpoint"))?
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+    if let (Some(key), Some(token_url)) = (&provider.client_key, &discovered.token_endpoint) {
+        request = request
+            .add_extra_param("client_id", provider.config.client_id.clone())
+            .add_extra_param("client_assertion_type", JWT_BEARER_ASSERTION)
+            .add_extra_param(
+                "client_assertion",
+                key.assertion(&provider.config.client_id, token_url.as_str())?,
+            );
+    }
+    request.request_async(http).await.map_err(|error| match error {
+        RequestTokenError::ServerResponse(response) => ApiError::login_failed(format!(
+            "the provider refused the authorization code ({})",
+            response.error().as_ref()
+        )),
+        RequestTokenError::Request(error) => {
+            tracing::warn!(provider = %provider.id(), %error, "token endpoint unreachable");
+            ApiError::login_upstream_failed("the provider's token endpoint could not be reached")
+        }
+        other => {
+            tracing::warn!(provider = %provider.id(), error = %other, "token endpoint answer unusable");
+            ApiError::login_upstream_failed("the provider's token endpoint answered unexpectedly")
+        }
+    })
+}
+
+/// OIDC Core 5.3: userinfo claims, accepted only for the ID token's `sub`.
+async fn merge_userinfo(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    access_token: &str,
+    subject: &str,
+    claims: &mut Map<String, Value>,
+) -> Result<(), ApiError> {
+    let response = match http
+        .get(endpoint.clone())
+        .bearer_auth(access_token)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+    {
+        Ok(response) if response.status().is_success() => response,
+        Ok(response) => {
+            tracing::warn!(status = %response.status(), "userinfo endpoint refused; using ID token claims only");
+            return Ok(());
+        }
+        Err(error) => {
+            tracing::warn!(%error, "userinfo endpoint unreachable; using ID token claims only");
+            return Ok(());
+        }
+    };
+    let Ok(userinfo) = response.json::<Map<String, Value>>().await else {
+        tracing::warn!("userinfo answer is not a JSON object; using ID token claims only");
+        return Ok(());
+    };
+    if userinfo.get("sub").and_then(Value::as_str) != Some(subject) {
+        return Err(ApiError::login_failed(
+            "the userinfo subject does not match the ID token",
+        ));
+    }
+    for (name, value) in userinfo {
+        if !matches!(
+            name.as_str(),
+            "iss" | "aud" | "sub" | "exp" | "iat" | "nonce"
+        ) {
+            claims.insert(name, value);
+        }
+    }
+    Ok(())
+}
+
+/// OIDC Core 3.1.3.7 steps 4-5 (openidconnect 4 leaves them out): with several audiences
+/// `azp` must be present, and when present it must be our client id.
+fn check_authorized_party(claims: &Map<String, Value>, client_id: &str) -> Result<(), ApiError> {
+    let audiences = match claims.get("aud") {
+        Some(Value::Array(values)) => values.len(),
+        Some(_) => 1,
+        None => 0,
+    };
+    match claims.get("azp") {
+        Some(Value::String(azp)) if azp == client_id => Ok(()),
+        Some(_) => Err(ApiError::login_failed(
+            "the ID token was issued to another party (azp)",
+        )),
+        None if audiences > 1 => Err(ApiError::login_failed(
+            "the ID token has several audiences and no authorized party (azp)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The claims of a JWT whose signature was already verified.
+pub fn jwt_payload(token: &str) -> Option<Map<String, Value>> {
+    let payload = token.split('.').nth(1)?;
+    serde_json::from_slice(&crypto::b64_decode(payload.trim_end_matches('='))?).ok()
+}
+
+fn describe_claims_error(error: &openidconnect::ClaimsVerificationError) -> &'static str {
+    use openidconnect::ClaimsVerificationError as E;
+    match error {
+        E::Expired(_) => "the ID token is expired or not yet valid",
+        E::InvalidAudience(_) => "the ID token is not meant for this client",
+        E::InvalidIssuer(_) => "the ID token comes from another issuer",
+        E::InvalidNonce(_) => "the ID token's nonce does not match",
+        E::SignatureVerification(_) => "the ID token's signature is invalid",
+        _ => "the ID token is invalid",
+    }
+}

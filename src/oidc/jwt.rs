@@ -1,0 +1,147 @@
+//! Verifying JWTs that a provider signed (back-channel logout tokens, bearer access
+//! tokens). The key is chosen by `kid` from the provider's JWKS, with one bounded refetch
+//! when the `kid` is unknown (key rotation); the algorithm must be an asymmetric one the
+//! chosen key can make. `alg: none` and HMAC (the public-key-as-secret confusion) never
+//! pass (RFC 8725 sections 2.1 and 3.1). Claims are checked by the callers, clause by clause.
+
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use serde_json::{Map, Value};
+
+use super::Provider;
+
+/// A token whose signature checked out.
+pub struct VerifiedJwt {
+    /// The JOSE header.
+    pub header: Header,
+    /// The claims (not yet validated).
+    pub claims: Map<String, Value>,
+}
+
+/// Verifies the signature of `token` with `provider`'s keys.
+pub async fn verify_signature(
+    provider: &Provider,
+    http: &reqwest::Client,
+    token: &str,
+) -> Result<VerifiedJwt, &'static str> {
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| "it is not a signed JWT with a supported algorithm")?;
+    if is_hmac(header.alg) {
+        return Err("HMAC-signed tokens are not accepted from a provider");
+    }
+    let discovered = provider
+        .discovered(http)
+        .await
+        .map_err(|_| "the provider's keys are not available")?;
+    let key = match select_key(&discovered.jwks, &header) {
+        Some(key) => key.clone(),
+        None => {
+            let refreshed = provider
+                .refresh_keys(http)
+                .await
+                .ok_or("it is signed with a key the provider does not publish")?;
+            select_key(&refreshed.jwks, &header)
+                .ok_or("it is signed with a key the provider does not publish")?
+                .clone()
+        }
+    };
+    if !key_allows(&key, header.alg) {
+        return Err("its algorithm does not match the provider's key");
+    }
+    let decoding_key = DecodingKey::from_jwk(&key).map_err(|_| "the provider's key is unusable")?;
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &decoding_key, &validation)
+        .map_err(|_| "its signature is invalid")?;
+    Ok(VerifiedJwt {
+        header: data.header,
+        claims: data.claims,
+    })
+}
+
+/// The key named by the header's `kid`; without a `kid`, the provider's only signing key.
+fn select_key<'a>(jwks: &'a JwkSet, header: &Header) -> Option<&'a Jwk> {
+    match &header.kid {
+        Some(kid) => jwks.find(kid),
+        None => {
+            let mut signing =
+                jwks.keys.iter().filter(|key| {
+                    !matches!(key.algorithm, AlgorithmParameters::OctetKey(_))
+                        && key.common.public_key_use.as_ref().is_none_or(|usage| {
+                            *usage == jsonwebtoken::jwk::PublicKeyUse::Signature
+                        })
+                });
+            match (signing.next(), signing.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Whether `key` may verify `algorithm`: same family, and the JWK's own `alg` if it names one.
+fn key_allows(key: &Jwk, algorithm: Algorithm) -> bool {
+    let family_matches = match &key.algorithm {
+        AlgorithmParameters::RSA(_) => matches!(
+            algorithm,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        ),
+        AlgorithmParameters::EllipticCurve(_) => {
+            matches!(algorithm, Algorithm::ES256 | Algorithm::ES384)
+        }
+        AlgorithmParameters::OctetKeyPair(_) => algorithm == Algorithm::EdDSA,
+        _ => false,
+    };
+    let declared_matches = match key.common.key_algorithm {
+        None => true,
+        Some(declared) => key_algorithm_name(declared) == Some(algorithm),
+    };
+    family_matches && declared_matches
+}
+
+fn key_algorithm_name(algorithm: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match algorithm {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+fn is_hmac(algorithm: Algorithm) -> bool {
+    matches!(
+        algorithm,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    )
+}
+
+/// Whether `claims["aud"]` (a string or an array) contains `audience`.
+pub fn audience_contains(claims: &Map<String, Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(single)) => single == audience,
+        Some(Value::Array(values)) => values.iter().any(|value| value.as_str() == Some(audience)),
+        _ => false,
+    }
+}
+
+/// A numeric date claim (`iat`, `exp`, `nbf`) as whole seconds.
+pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Option<i64> {
+    let value = claims.get(name)?;
+    value
+        .as_i64()
+        .or_else(|| value.as_f64().map(|seconds| seconds.floor() as i64))
+}

@@ -1,0 +1,485 @@
+//! Origin patterns (`https://app.example.com`, `https://*.example.com:8443`) and
+//! the policy built from a list of them. SPEC section 4: the same matching decides
+//! which `returnURL` origins are allowed and which origins CORS trusts with credentials.
+
+use std::fmt;
+
+use url::{Host, Origin, Url};
+
+/// One configured origin: exact (`http://localhost:3000`) or a subdomain
+/// wildcard (`https://*.example.com`). Scheme and port always have to match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginPattern {
+    text: String,
+    scheme: String,
+    host: HostMatch,
+    port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    /// Exactly this host (domain in lowercase punycode, or an IP address).
+    Exact(Host<String>),
+    /// One or more whole labels before `.` + this domain (never the domain itself).
+    Subdomains(String),
+}
+
+impl OriginPattern {
+    /// Parses `"http://localhost:3000"`, `"https://app.example.com"` or
+    /// `"https://*.example.com"` (each optionally with a port and a trailing `/`).
+    ///
+    /// Hosts are normalised the way browsers do it (lowercase, punycode,
+    /// default port). `Err` is a human message saying why the pattern is invalid.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let invalid = |why: &str| format!("invalid origin pattern {pattern:?}: {why}");
+        if pattern.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        if pattern
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        {
+            return Err(invalid(
+                "whitespace, control characters and backslashes are not allowed",
+            ));
+        }
+        let Some((scheme, rest)) = pattern.split_once("://") else {
+            return Err(invalid("it must start with http:// or https://"));
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        if !tail.is_empty() && tail != "/" {
+            return Err(invalid("an origin has no path, query or fragment"));
+        }
+        if authority.contains('@') {
+            return Err(invalid("user info (`user@`) is not allowed"));
+        }
+        let (wildcard, host_port) = match authority.strip_prefix("*.") {
+            Some(after) => (true, after),
+            None => (false, authority),
+        };
+        if host_port.contains('*') {
+            return Err(invalid(
+                "`*` is only allowed as the whole leftmost label, as in https://*.example.com",
+            ));
+        }
+        if host_port.is_empty() || host_port.starts_with(':') {
+            return Err(invalid("it has no host"));
+        }
+        let url = Url::parse(&format!("{scheme}://{host_port}/"))
+            .map_err(|error| invalid(&format!("not a valid origin ({error})")))?;
+        // Re-check what the WHATWG parser made of it, so nothing but an origin slips through.
+        if !url.username().is_empty()
+            || url.password().is_some()
+            || url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(invalid("it must be an origin only"));
+        }
+        let (Some(host), Some(port)) = (url.host(), url.port_or_known_default()) else {
+            return Err(invalid("it has no host"));
+        };
+        if let Host::Domain(domain) = host {
+            let labels = domain.strip_suffix('.').unwrap_or(domain);
+            if labels.split('.').any(str::is_empty) {
+                return Err(invalid("the host has an empty label"));
+            }
+        }
+        let host = if wildcard {
+            match host {
+                Host::Domain(domain) => HostMatch::Subdomains(domain.to_owned()),
+                Host::Ipv4(_) | Host::Ipv6(_) => {
+                    return Err(invalid("a wildcard needs a domain name, not an IP address"));
+                }
+            }
+        } else {
+            HostMatch::Exact(host.to_owned())
+        };
+        Ok(Self {
+            text: pattern.to_owned(),
+            scheme,
+            host,
+            port,
+        })
+    }
+
+    /// Whether `origin` (scheme, host, port) matches this pattern. Opaque origins never match.
+    pub fn matches(&self, origin: &Origin) -> bool {
+        let Origin::Tuple(scheme, host, port) = origin else {
+            return false;
+        };
+        if !scheme.eq_ignore_ascii_case(&self.scheme) || *port != self.port {
+            return false;
+        }
+        match (&self.host, host) {
+            (HostMatch::Exact(Host::Domain(want)), Host::Domain(got)) => {
+                want.eq_ignore_ascii_case(got)
+            }
+            (HostMatch::Exact(want), got) => want == got,
+            (HostMatch::Subdomains(suffix), Host::Domain(got)) => is_subdomain(got, suffix),
+            (HostMatch::Subdomains(_), Host::Ipv4(_) | Host::Ipv6(_)) => false,
+        }
+    }
+
+    /// The pattern text as configured (for printing the configuration).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for OriginPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// `host` is `<one or more non-empty labels>.<suffix>`, compared ASCII case-insensitively.
+/// Look-alikes (`evilexample.com`, `example.com.evil.com`) and `example.com` itself are not.
+fn is_subdomain(host: &str, suffix: &str) -> bool {
+    let (host, suffix) = (host.as_bytes(), suffix.as_bytes());
+    let Some(split) = host.len().checked_sub(suffix.len() + 1) else {
+        return false;
+    };
+    let (labels, dot_suffix) = host.split_at(split);
+    let Some((b'.', tail)) = dot_suffix.split_first() else {
+        return false;
+    };
+    tail.eq_ignore_ascii_case(suffix)
+        && !labels.is_empty()
+        && labels.split(|&b| b == b'.').all(|label| !label.is_empty())
+}
+
+/// A list of origin patterns; an origin is allowed when any pattern matches it.
+#[derive(Debug, Clone, Default)]
+pub struct OriginPolicy {
+    patterns: Vec<OriginPattern>,
+}
+
+impl OriginPolicy {
+    /// A policy allowing exactly the origins the patterns match (none when empty).
+    pub fn new(patterns: Vec<OriginPattern>) -> Self {
+        Self { patterns }
+    }
+
+    /// The configured patterns.
+    pub fn patterns(&self) -> &[OriginPattern] {
+        &self.patterns
+    }
+
+    /// Whether no origin at all is allowed.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Whether some pattern matches `origin`.
+    pub fn allows(&self, origin: &Origin) -> bool {
+        self.patterns.iter().any(|pattern| pattern.matches(origin))
+    }
+
+    /// For an HTTP `Origin` request header value (`https://app.example.com`):
+    /// `"null"`, empty, unparsable or anything more than an origin gives `false`.
+    pub fn allows_header_value(&self, value: &str) -> bool {
+        if value.is_empty()
+            || value
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        {
+            return false;
+        }
+        let Ok(url) = Url::parse(value) else {
+            return false;
+        };
+        let origin_only = matches!(url.scheme(), "http" | "https")
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none();
+        origin_only && self.allows(&url.origin())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn origin(url: &str) -> Origin {
+        Url::parse(url).unwrap().origin()
+    }
+
+    fn matches(pattern: &str, url: &str) -> bool {
+        OriginPattern::parse(pattern).unwrap().matches(&origin(url))
+    }
+
+    #[test]
+    fn valid_patterns_parse_and_keep_their_text() {
+        for text in [
+            "http://localhost:3000",
+            "https://app.example.com",
+            "https://app.example.com/",
+            "https://*.example.com",
+            "https://*.example.com:8443",
+            "https://*.example.com/",
+            "HTTPS://App.Example.COM",
+            "http://127.0.0.1:8080",
+            "http://[::1]:3000",
+            "https://bücher.example",
+            "https://*.bücher.example",
+            "http://*.localhost:5173",
+        ] {
+            let pattern = OriginPattern::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(pattern.as_str(), text);
+            assert_eq!(pattern.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn invalid_patterns_are_rejected_with_a_reason() {
+        for text in [
+            "",
+            "*",
+            "https://*",
+            "https://*.",
+            "https://*:443",
+            "*.example.com",
+            "example.com",
+            "localhost:3000",
+            "//example.com",
+            "ftp://example.com",
+            "javascript://example.com",
+            "ws://example.com",
+            "https://example.com/app",
+            "https://example.com//",
+            "https://example.com/?",
+            "https://example.com?x=1",
+            "https://example.com#top",
+            "https://user@example.com",
+            "https://user:pw@example.com",
+            "https://@example.com",
+            "https://a.*.example.com",
+            "https://*.*.example.com",
+            "https://*example.com",
+            "https://a*.example.com",
+            "https://**.example.com",
+            "https://*.1.2.3.4",
+            "https://*.[::1]",
+            "https://*.127.0.0.1",
+            "https://",
+            "https://:443",
+            "https://example.com:99999",
+            "https://exa mple.com",
+            " https://example.com",
+            "https://example.com\n",
+            "https:\\\\example.com",
+            "https://ex<ample.com",
+            "https://a..example.com",
+            "https://.example.com",
+            "https://*..example.com",
+        ] {
+            let error = OriginPattern::parse(text).expect_err(text);
+            assert!(error.contains("invalid origin pattern"), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn exact_patterns_compare_scheme_host_and_port() {
+        let table = [
+            ("http://localhost:3000", "http://localhost:3000", true),
+            (
+                "http://localhost:3000",
+                "http://localhost:3000/any/path?q",
+                true,
+            ),
+            ("http://localhost:3000", "http://LOCALHOST:3000", true),
+            ("http://localhost:3000", "https://localhost:3000", false),
+            ("http://localhost:3000", "http://localhost:3001", false),
+            ("http://localhost:3000", "http://localhost", false),
+            ("http://localhost:3000", "http://localhost.:3000", false),
+            ("http://localhost:3000", "http://127.0.0.1:3000", false),
+            (
+                "https://app.example.com",
+                "https://app.example.com:443",
+                true,
+            ),
+            (
+                "https://app.example.com:443",
+                "https://app.example.com",
+                true,
+            ),
+            ("http://app.example.com:80", "http://app.example.com", true),
+            (
+                "https://app.example.com",
+                "https://app.example.com:8443",
+                false,
+            ),
+            ("https://app.example.com", "http://app.example.com", false),
+            ("https://app.example.com", "https://APP.Example.Com", true),
+            ("https://app.example.com", "https://app.example.com.", false),
+            (
+                "https://app.example.com",
+                "https://x.app.example.com",
+                false,
+            ),
+            (
+                "https://app.example.com",
+                "https://app.example.com.evil.com",
+                false,
+            ),
+            (
+                "https://app.example.com",
+                "https://evilapp.example.com",
+                false,
+            ),
+            ("https://app.example.com", "https://example.com", false),
+            (
+                "https://bücher.example",
+                "https://xn--bcher-kva.example",
+                true,
+            ),
+            (
+                "https://xn--bcher-kva.example",
+                "https://BÜCHER.example",
+                true,
+            ),
+            ("https://bucher.example", "https://bücher.example", false),
+            ("http://127.0.0.1:8080", "http://2130706433:8080", true),
+            ("http://127.0.0.1:8080", "http://0x7f.1:8080", true),
+            (
+                "http://127.0.0.1:8080",
+                "http://[::ffff:127.0.0.1]:8080",
+                false,
+            ),
+            ("http://[::1]:3000", "http://[0:0::1]:3000", true),
+            ("http://[::1]:3000", "http://127.0.0.1:3000", false),
+        ];
+        for (pattern, url, expected) in table {
+            assert_eq!(matches(pattern, url), expected, "{pattern} vs {url}");
+        }
+    }
+
+    #[test]
+    fn wildcard_patterns_match_whole_labels_only() {
+        let table = [
+            ("https://*.example.com", "https://a.example.com", true),
+            ("https://*.example.com", "https://a.b.example.com", true),
+            ("https://*.example.com", "https://A.B.EXAMPLE.com", true),
+            ("https://*.example.com", "https://a-b.example.com:443", true),
+            ("https://*.example.com", "https://example.com", false),
+            ("https://*.example.com", "https://.example.com", false),
+            ("https://*.example.com", "https://evilexample.com", false),
+            ("https://*.example.com", "https://a.evilexample.com", false),
+            (
+                "https://*.example.com",
+                "https://example.com.evil.com",
+                false,
+            ),
+            (
+                "https://*.example.com",
+                "https://a.example.com.evil.com",
+                false,
+            ),
+            ("https://*.example.com", "https://a.example.com.", false),
+            ("https://*.example.com", "https://a.example.co", false),
+            ("https://*.example.com", "https://a.example.comm", false),
+            ("https://*.example.com", "http://a.example.com", false),
+            ("https://*.example.com", "https://a.example.com:8443", false),
+            (
+                "https://*.example.com:8443",
+                "https://a.example.com:8443",
+                true,
+            ),
+            ("https://*.example.com:8443", "https://a.example.com", false),
+            ("https://*.example.com", "https://1.2.3.4", false),
+            (
+                "https://*.bücher.example",
+                "https://a.xn--bcher-kva.example",
+                true,
+            ),
+            (
+                "https://*.bücher.example",
+                "https://a.bucher.example",
+                false,
+            ),
+            ("https://*.example.com", "https://ä.example.com", true),
+            ("http://*.localhost:5173", "http://app.localhost:5173", true),
+            ("http://*.localhost:5173", "http://localhost:5173", false),
+        ];
+        for (pattern, url, expected) in table {
+            assert_eq!(matches(pattern, url), expected, "{pattern} vs {url}");
+        }
+    }
+
+    #[test]
+    fn subdomain_check_handles_edges() {
+        assert!(is_subdomain("a.example.com", "example.com"));
+        assert!(!is_subdomain("a..example.com", "example.com"));
+        assert!(!is_subdomain(".a.example.com", "example.com"));
+        assert!(!is_subdomain("example.com", "example.com"));
+        assert!(!is_subdomain("com", "example.com"));
+        assert!(!is_subdomain("", "example.com"));
+        assert!(!is_subdomain("xexample.com", "example.com"));
+    }
+
+    #[test]
+    fn opaque_origins_never_match() {
+        let pattern = OriginPattern::parse("https://*.example.com").unwrap();
+        assert!(!pattern.matches(&Origin::new_opaque()));
+        assert!(!pattern.matches(&origin("data:text/html,hi")));
+        assert!(!pattern.matches(&origin("file:///a.example.com")));
+    }
+
+    #[test]
+    fn policy_allows_any_matching_pattern() {
+        let policy = OriginPolicy::new(vec![
+            OriginPattern::parse("http://localhost:3000").unwrap(),
+            OriginPattern::parse("https://*.example.com").unwrap(),
+        ]);
+        assert_eq!(policy.patterns().len(), 2);
+        assert!(policy.allows(&origin("http://localhost:3000/x")));
+        assert!(policy.allows(&origin("https://a.example.com")));
+        assert!(!policy.allows(&origin("https://example.com")));
+        assert!(!policy.allows(&origin("http://localhost:3001")));
+        assert!(OriginPolicy::default().is_empty());
+        assert!(!OriginPolicy::default().allows(&origin("http://localhost:3000")));
+    }
+
+    #[test]
+    fn header_values_are_strict_origins() {
+        let policy = OriginPolicy::new(vec![
+            OriginPattern::parse("http://localhost:3000").unwrap(),
+            OriginPattern::parse("https://*.example.com").unwrap(),
+        ]);
+        for (value, expected) in [
+            ("http://localhost:3000", true),
+            ("https://app.example.com", true),
+            ("https://app.example.com:443", true),
+            ("HTTPS://APP.EXAMPLE.COM", true),
+            ("null", false),
+            ("", false),
+            (" ", false),
+            ("http://localhost:3000 ", false),
+            ("http://localhost:3000\t", false),
+            ("http://localhost:3000/app", false),
+            ("http://localhost:3000?x", false),
+            ("http://localhost:3000#x", false),
+            ("http://user@localhost:3000", false),
+            ("http://localhost:3001", false),
+            ("https://example.com", false),
+            ("https://example.com.evil.com", false),
+            ("localhost:3000", false),
+            ("//localhost:3000", false),
+            ("file://", false),
+            ("https://", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(policy.allows_header_value(value), expected, "{value:?}");
+        }
+    }
+}

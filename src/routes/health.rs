@@ -1,0 +1,59 @@
+//! `GET /health/live` and `GET /health/ready`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::error::json_response;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct Health {
+    ready: bool,
+    checks: Checks,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    store: String,
+    providers: BTreeMap<String, String>,
+}
+
+/// `GET /health/live`: 200 while the process runs.
+pub async fn get_live(state: web::Data<AppState>) -> HttpResponse {
+    let health = health(&state).await;
+    json_response(StatusCode::OK, &health)
+}
+
+/// `GET /health/ready`: 200 when the store answers and every provider is discovered.
+pub async fn get_ready(state: web::Data<AppState>) -> HttpResponse {
+    let health = health(&state).await;
+    let status = if health.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &health)
+}
+
+async fn health(state: &AppState) -> Health {
+    let store = match tokio::time::timeout(Duration::from_secs(2), state.sessions.ping()).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(_)) => "unavailable".to_owned(),
+        Err(_) => "timeout".to_owned(),
+    };
+    let providers: BTreeMap<String, String> = state
+        .providers
+        .all()
+        .iter()
+        .map(|provider| (provider.id().to_owned(), provider.status()))
+        .collect();
+    let ready = store == "ok" && providers.values().all(|status| status == "ok");
+    Health {
+        ready,
+        checks: Checks { store, providers },
+    }
+}

@@ -1,0 +1,86 @@
+//! `GET /login`: checks `returnURL`, picks the provider (or shows the chooser) and sends
+//! the browser to the provider's authorization endpoint.
+
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::crypto;
+use crate::error::ApiError;
+use crate::extract::Params;
+use crate::oidc::flow::{self, LoginHints};
+use crate::pages::ProviderChoice;
+use crate::redirect::ReturnUrl;
+use crate::state::{AppState, PENDING_TTL};
+
+/// `GET /login?returnURL=…[&provider=…][&prompt=…][&login_hint=…]`
+pub async fn get_login(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    match login(&state, &request).await {
+        Ok(response) => response,
+        Err(error) => state.pages.error(&request, &error),
+    }
+}
+
+async fn login(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(request.query_string());
+    let raw_return_url = params
+        .get("returnURL")
+        .ok_or(ApiError::MissingParameter("returnURL"))?;
+    let return_url =
+        ReturnUrl::parse(raw_return_url, &state.redirect_policy).map_err(|refusal| {
+            tracing::info!(%refusal, "returnURL refused");
+            ApiError::RedirectNotAllowed
+        })?;
+    let hints = LoginHints {
+        prompt: params.get("prompt"),
+        login_hint: params.get("login_hint"),
+    };
+    let Some(provider) = state.providers.choose(params.get("provider"))? else {
+        return Ok(state
+            .pages
+            .choose_provider(&choices(state, raw_return_url, &hints)));
+    };
+    let discovered = provider.discovered(&state.http).await?;
+    let binding = match state.cookies.login_binding(request) {
+        Some(binding) => binding,
+        None => crypto::random_token::<16>().map_err(|_| ApiError::Internal)?,
+    };
+    let start = flow::begin_login(
+        provider,
+        &discovered,
+        return_url,
+        crypto::derive_name("login-binding", binding.as_bytes()),
+        &hints,
+    )?;
+    state
+        .pending_logins
+        .put(&start.state, &start.pending, PENDING_TTL)
+        .await?;
+    Ok(HttpResponse::Found()
+        .insert_header((LOCATION, start.authorize_url.as_str()))
+        .cookie(state.cookies.login_binding_cookie(binding))
+        .finish())
+}
+
+fn choices(state: &AppState, return_url: &str, hints: &LoginHints<'_>) -> Vec<ProviderChoice> {
+    state
+        .providers
+        .all()
+        .iter()
+        .map(|provider| {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("returnURL", return_url);
+            query.append_pair("provider", provider.id());
+            if let Some(prompt) = hints.prompt {
+                query.append_pair("prompt", prompt);
+            }
+            if let Some(login_hint) = hints.login_hint {
+                query.append_pair("login_hint", login_hint);
+            }
+            ProviderChoice {
+                id: provider.id().to_owned(),
+                name: provider.config.name.clone(),
+                login_url: format!("{}/login?{}", state.config.server.base_path, query.finish()),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,145 @@
+//! `GET /logout` ends the session here and, where the provider supports it, sends the
+//! browser on to end the provider session (RP-Initiated Logout 1.0);
+//! `GET /logout/callback` brings it back to the `returnURL`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use url::Url;
+
+use crate::crypto;
+use crate::error::{ApiError, json_response};
+use crate::extract::Params;
+use crate::pages::wants_html;
+use crate::redirect::ReturnUrl;
+use crate::session::LoadedSession;
+use crate::state::{AppState, PENDING_TTL};
+
+#[derive(Serialize)]
+struct LogoutAnswer {
+    success: bool,
+    #[serde(rename = "endSessionURL", skip_serializing_if = "Option::is_none")]
+    end_session_url: Option<String>,
+}
+
+/// `GET /logout[?returnURL=…]`
+pub async fn get_logout(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    match logout(&state, &request).await {
+        Ok(response) => response,
+        Err(error) => state.pages.error(&request, &error),
+    }
+}
+
+/// `GET /logout/callback?state=…`: the provider's `post_logout_redirect_uri`.
+pub async fn get_logout_callback(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let params = Params::parse(request.query_string());
+    let return_url = match params.get("state") {
+        Some(handle) => match state.pending_logouts.take::<ReturnUrl>(handle).await {
+            Ok(found) => found,
+            Err(error) => return state.pages.error(&request, &error),
+        },
+        None => None,
+    };
+    match return_url {
+        Some(return_url) => HttpResponse::Found()
+            .insert_header((LOCATION, return_url.as_str()))
+            .finish(),
+        None if wants_html(&request) => state.pages.logged_out(),
+        None => json_response(
+            StatusCode::OK,
+            &LogoutAnswer {
+                success: true,
+                end_session_url: None,
+            },
+        ),
+    }
+}
+
+async fn logout(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(request.query_string());
+    let return_url = params
+        .get("returnURL")
+        .map(|raw| {
+            ReturnUrl::parse(raw, &state.redirect_policy).map_err(|refusal| {
+                tracing::info!(%refusal, "returnURL refused");
+                ApiError::RedirectNotAllowed
+            })
+        })
+        .transpose()?;
+    let session = match state.cookies.ticket(request) {
+        Some(ticket) => state.sessions.load(ticket).await?,
+        None => None,
+    };
+    let end_session = match &session {
+        Some(session) => {
+            state.sessions.delete(session).await?;
+            state.metrics.logouts.with_label_values(&["user"]).inc();
+            end_session_endpoint(state, session)
+        }
+        None => None,
+    };
+    let removal = state.cookies.session_removal();
+    let Some(return_url) = return_url else {
+        let end_session_url = end_session.map(|(endpoint, query)| with_query(endpoint, &query));
+        let mut response = json_response(
+            StatusCode::OK,
+            &LogoutAnswer {
+                success: true,
+                end_session_url,
+            },
+        );
+        response
+            .add_cookie(&removal)
+            .map_err(|_| ApiError::Internal)?;
+        return Ok(response);
+    };
+    let location = match end_session {
+        Some((endpoint, mut query)) => {
+            let handle = crypto::random_token::<32>().map_err(|_| ApiError::Internal)?;
+            state
+                .pending_logouts
+                .put(&handle, &return_url, PENDING_TTL)
+                .await?;
+            query.push((
+                "post_logout_redirect_uri",
+                format!("{}/logout/callback", state.public_base),
+            ));
+            query.push(("state", handle));
+            with_query(endpoint, &query)
+        }
+        None => return_url.as_str().to_owned(),
+    };
+    Ok(HttpResponse::Found()
+        .insert_header((LOCATION, location))
+        .cookie(removal)
+        .finish())
+}
+
+/// The provider's end-session endpoint and the base query for this session, when
+/// RP-initiated logout applies.
+fn end_session_endpoint(
+    state: &AppState,
+    session: &LoadedSession,
+) -> Option<(Url, Vec<(&'static str, String)>)> {
+    let provider = state.providers.get(&session.record.provider)?;
+    if !provider.config.logout.rp_initiated {
+        return None;
+    }
+    let endpoint = provider.current()?.end_session_endpoint.clone()?;
+    let mut query = vec![("client_id", provider.config.client_id.clone())];
+    if let Some(id_token) = &session.record.tokens.id_token {
+        query.insert(0, ("id_token_hint", id_token.clone()));
+    }
+    Some((endpoint, query))
+}
+
+fn with_query(mut endpoint: Url, query: &[(&str, String)]) -> String {
+    {
+        let mut pairs = endpoint.query_pairs_mut();
+        for (name, value) in query {
+            pairs.append_pair(name, value);
+        }
+    }
+    endpoint.into()
+}

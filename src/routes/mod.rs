@@ -1,0 +1,44 @@
+//! The route table: one thin module per endpoint family.
+
+mod backchannel;
+mod callback;
+mod health;
+mod login;
+mod logout;
+mod metadata;
+mod userinfo;
+
+use actix_web::{HttpResponse, web};
+
+use crate::error::ApiError;
+
+/// Registers every endpoint (relative to `server.base_path`).
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(resource("/login").route(web::get().to(login::get_login)))
+        .service(resource("/callback").route(web::get().to(callback::get_callback)))
+        .service(resource("/logout").route(web::get().to(logout::get_logout)))
+        .service(resource("/logout/callback").route(web::get().to(logout::get_logout_callback)))
+        .service(
+            resource("/backchannel-logout")
+                .route(web::post().to(backchannel::post_backchannel_logout)),
+        )
+        .service(resource("/userinfo").route(web::get().to(userinfo::get_userinfo)))
+        .service(resource("/metadata").route(web::get().to(metadata::get_metadata)))
+        .service(resource("/health/live").route(web::get().to(health::get_live)))
+        .service(resource("/health/ready").route(web::get().to(health::get_ready)));
+}
+
+/// A resource whose other methods answer 405 in our error shape.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// Unknown paths.
+pub async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::NotFound)
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed)
+}

@@ -1,0 +1,198 @@
+//! Sessions on top of the key-value store: create, load (with idle and absolute expiry and
+//! a throttled idle-timer touch), delete, and the back-channel `(provider, sid|sub)` indexes.
+
+mod record;
+mod slots;
+mod ticket;
+
+pub use record::{Profile, ProviderTokens, SessionRecord};
+pub use slots::SealedSlots;
+pub use ticket::SessionTicket;
+
+use std::time::Duration;
+
+use crate::crypto;
+use crate::error::ApiError;
+use crate::store::{AnyStore, KeyValueStore};
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A session as a request sees it.
+#[derive(Debug, Clone)]
+pub struct LoadedSession {
+    /// The cookie's ticket.
+    pub ticket: SessionTicket,
+    /// The stored record.
+    pub record: SessionRecord,
+    /// Unix seconds when the session ends if it stays idle.
+    pub expires_at: i64,
+}
+
+/// Creates, loads and ends sessions.
+#[derive(Clone)]
+pub struct SessionService {
+    store: AnyStore,
+    prefix: String,
+    idle_timeout: i64,
+    max_lifetime: i64,
+    touch_interval: i64,
+}
+
+impl SessionService {
+    /// A service over `store`, keys under `prefix`.
+    pub fn new(
+        store: AnyStore,
+        prefix: &str,
+        idle_timeout: Duration,
+        max_lifetime: Duration,
+    ) -> Self {
+        let idle_timeout = seconds(idle_timeout);
+        Self {
+            store,
+            prefix: prefix.to_owned(),
+            idle_timeout,
+            max_lifetime: seconds(max_lifetime),
+            // Re-saving on every request costs a write per read (FIELD-NOTES): the idle timer
+            // moves at most once a minute, or once per tenth of a short idle timeout.
+            touch_interval: (idle_timeout / 10).clamp(1, 60),
+        }
+    }
+
+    /// Stores `record` under a brand-new ticket and indexes it for back-channel logout.
+    pub async fn create(&self, record: &SessionRecord) -> Result<SessionTicket, ApiError> {
+        let ticket = SessionTicket::generate().map_err(|_| ApiError::Internal)?;
+        let key = ticket.storage_key(&self.prefix);
+        let sealed = self.seal(&ticket, &key, record)?;
+        let ttl = self.remaining(record, record.last_touch);
+        self.store.set(&key, &sealed, ttl).await?;
+        let index_ttl = Duration::from_secs(self.max_lifetime.max(1) as u64);
+        if let Some(sid) = &record.sid {
+            let index = self.sid_index(&record.provider, sid);
+            self.store.index_add(&index, &key, index_ttl).await?;
+        }
+        let index = self.subject_index(&record.provider, &record.subject);
+        self.store.index_add(&index, &key, index_ttl).await?;
+        Ok(ticket)
+    }
+
+    /// Loads the session of `ticket`: `None` when it does not exist, cannot be opened with
+    /// the ticket's secret, or has passed its idle timeout or maximum lifetime.
+    pub async fn load(&self, ticket: SessionTicket) -> Result<Option<LoadedSession>, ApiError> {
+        let key = ticket.storage_key(&self.prefix);
+        let Some(sealed) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        let Some(mut record) = crypto::open(ticket.secret(), key.as_bytes(), sealed)
+            .and_then(|plain| serde_json::from_slice::<SessionRecord>(&plain).ok())
+        else {
+            return Ok(None);
+        };
+        let now = unix_now();
+        if now >= self.expires_at(&record) {
+            self.store.delete(&[key]).await?;
+            return Ok(None);
+        }
+        if now - record.last_touch >= self.touch_interval {
+            record.last_touch = now;
+            let sealed = self.seal(&ticket, &key, &record)?;
+            // XX: a session ended meanwhile (logout elsewhere) must not come back to life.
+            if !self
+                .store
+                .replace(&key, &sealed, self.remaining(&record, now))
+                .await?
+            {
+                return Ok(None);
+            }
+        }
+        let expires_at = self.expires_at(&record);
+        Ok(Some(LoadedSession {
+            ticket,
+            record,
+            expires_at,
+        }))
+    }
+
+    /// Replaces the record of a live session (e.g. after a token refresh); false when the
+    /// session has ended meanwhile.
+    pub async fn update(&self, session: &LoadedSession) -> Result<bool, ApiError> {
+        let key = session.ticket.storage_key(&self.prefix);
+        let sealed = self.seal(&session.ticket, &key, &session.record)?;
+        let ttl = self.remaining(&session.record, unix_now());
+        Ok(self.store.replace(&key, &sealed, ttl).await?)
+    }
+
+    /// Ends one session.
+    pub async fn delete(&self, session: &LoadedSession) -> Result<(), ApiError> {
+        let key = session.ticket.storage_key(&self.prefix);
+        self.store.delete(std::slice::from_ref(&key)).await?;
+        let record = &session.record;
+        if let Some(sid) = &record.sid {
+            let index = self.sid_index(&record.provider, sid);
+            self.store.index_remove(&index, &key).await?;
+        }
+        let index = self.subject_index(&record.provider, &record.subject);
+        self.store.index_remove(&index, &key).await?;
+        Ok(())
+    }
+
+    /// Ends every session of `provider` with provider session id `sid`; returns how many.
+    pub async fn delete_by_sid(&self, provider: &str, sid: &str) -> Result<u64, ApiError> {
+        self.delete_indexed(&self.sid_index(provider, sid)).await
+    }
+
+    /// Ends every session of `provider` for subject `sub`; returns how many.
+    pub async fn delete_by_subject(&self, provider: &str, sub: &str) -> Result<u64, ApiError> {
+        self.delete_indexed(&self.subject_index(provider, sub))
+            .await
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        Ok(self.store.ping().await?)
+    }
+
+    async fn delete_indexed(&self, index: &str) -> Result<u64, ApiError> {
+        let members = self.store.index_members(index).await?;
+        let mut deleted = 0;
+        for member in &members {
+            deleted += self.store.delete(std::slice::from_ref(member)).await?;
+        }
+        self.store.delete(&[index.to_owned()]).await?;
+        Ok(deleted)
+    }
+
+    fn expires_at(&self, record: &SessionRecord) -> i64 {
+        (record.last_touch + self.idle_timeout).min(record.created_at + self.max_lifetime)
+    }
+
+    fn remaining(&self, record: &SessionRecord, now: i64) -> Duration {
+        Duration::from_secs((self.expires_at(record) - now).max(1) as u64)
+    }
+
+    fn seal(
+        &self,
+        ticket: &SessionTicket,
+        key: &str,
+        record: &SessionRecord,
+    ) -> Result<Vec<u8>, ApiError> {
+        let plain = serde_json::to_vec(record).map_err(|_| ApiError::Internal)?;
+        crypto::seal(ticket.secret(), key.as_bytes(), &plain).map_err(|_| ApiError::Internal)
+    }
+
+    fn sid_index(&self, provider: &str, sid: &str) -> String {
+        let name = crypto::derive_name("sid-index", format!("{provider}\0{sid}").as_bytes());
+        format!("{}index:sid:{name}", self.prefix)
+    }
+
+    fn subject_index(&self, provider: &str, sub: &str) -> String {
+        let name = crypto::derive_name("sub-index", format!("{provider}\0{sub}").as_bytes());
+        format!("{}index:sub:{name}", self.prefix)
+    }
+}
+
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4)
+}

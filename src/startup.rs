@@ -1,0 +1,120 @@
+//! Building and running the HTTP server: app state, middleware order and routes.
+
+use std::net::TcpListener;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::http::{Method, header};
+use actix_web::{App, HttpServer, web};
+use actix_web_prom::PrometheusMetricsBuilder;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::{Config, StoreKind};
+use crate::extract;
+use crate::metrics::Metrics;
+use crate::origin::OriginPolicy;
+use crate::routes;
+use crate::state::AppState;
+use crate::store::{AnyStore, MemoryStore, RedisStore};
+use crate::telemetry::RedactedRootSpan;
+
+/// Seconds in-flight requests get to finish after SIGTERM.
+const SHUTDOWN_GRACE_SECONDS: u64 = 8;
+
+/// A bound, not yet running, server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `server.bind` and builds the server.
+    pub async fn build(config: Config) -> Result<Self, String> {
+        let listener = TcpListener::bind(&config.server.bind)
+            .map_err(|error| format!("cannot listen on {}: {error}", config.server.bind))?;
+        Self::build_with_listener(config, listener).await
+    }
+
+    /// Builds the server on an already bound listener (tests bind port 0).
+    pub async fn build_with_listener(
+        config: Config,
+        listener: TcpListener,
+    ) -> Result<Self, String> {
+        let port = listener
+            .local_addr()
+            .map_err(|error| format!("listener has no address: {error}"))?
+            .port();
+        let store = match config.session.store {
+            StoreKind::Memory => AnyStore::Memory(MemoryStore::new()),
+            StoreKind::Redis => AnyStore::Redis(
+                RedisStore::connect(&config.session.redis_url)
+                    .map_err(|error| error.to_string())?,
+            ),
+        };
+        let registry = prometheus::Registry::new();
+        let metrics = Metrics::register(&registry).map_err(|error| error.to_string())?;
+        let base_path = config.server.base_path.clone();
+        let workers = config.server.workers;
+        let state = AppState::new(config, store, metrics)?;
+        state.providers.start_discovery(&state.http);
+        let prometheus = PrometheusMetricsBuilder::new("identity")
+            .registry(registry)
+            .endpoint(&format!("{base_path}/metrics"))
+            .mask_unmatched_patterns("UNKNOWN")
+            .build()
+            .map_err(|error| format!("cannot set up metrics: {error}"))?;
+        let cors_origins = state.cors_origins.clone();
+        let state = web::Data::new(state);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(cors(cors_origins.clone()))
+                .wrap(prometheus.clone())
+                .wrap(TracingLogger::<RedactedRootSpan>::new())
+                .app_data(state.clone())
+                .app_data(extract::payload_config())
+                .app_data(extract::form_config())
+                .app_data(extract::json_config())
+                .app_data(extract::query_config())
+                .service(web::scope(&base_path).configure(routes::configure))
+                .default_service(web::to(routes::not_found))
+        })
+        .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|error| format!("cannot serve: {error}"))?
+            .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// CORS for `[cors] allowed_origins`, with credentials; other origins get no CORS headers.
+fn cors(origins: OriginPolicy) -> Cors {
+    Cors::default()
+        .allowed_origin_fn(move |origin, _| {
+            origin
+                .to_str()
+                .is_ok_and(|origin| origins.allows_header_value(origin))
+        })
+        .allowed_methods([Method::GET, Method::POST])
+        .allowed_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static("x-requested-with"),
+        ])
+        .supports_credentials()
+        .block_on_origin_mismatch(false)
+        .max_age(600)
+}

@@ -1,0 +1,95 @@
+//! The typed application state every handler receives through `web::Data`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::cookies::CookieSettings;
+use crate::metrics::Metrics;
+use crate::oidc::ProviderRegistry;
+use crate::oidc::bearer::BearerVerifier;
+use crate::origin::OriginPolicy;
+use crate::pages::Pages;
+use crate::redirect::RedirectPolicy;
+use crate::session::{SealedSlots, SessionService};
+use crate::store::AnyStore;
+
+/// How long a login or an RP-initiated logout may take (SPEC 2: 10 minutes).
+pub const PENDING_TTL: Duration = Duration::from_secs(600);
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// `public_url` + `base_path`, without a trailing slash: our own absolute base.
+    pub public_base: String,
+    /// Sessions.
+    pub sessions: SessionService,
+    /// Logins in flight, by `state`.
+    pub pending_logins: SealedSlots,
+    /// RP-initiated logouts in flight, by `state`.
+    pub pending_logouts: SealedSlots,
+    /// Providers.
+    pub providers: ProviderRegistry,
+    /// SPEC 4 for `returnURL`.
+    pub redirect_policy: RedirectPolicy,
+    /// Origins allowed to call us with credentials (CORS, `POST /token`).
+    pub cors_origins: OriginPolicy,
+    /// Cookie names and attributes.
+    pub cookies: CookieSettings,
+    /// HTML pages.
+    pub pages: Pages,
+    /// Our metrics.
+    pub metrics: Metrics,
+    /// The key-value store (for replay guards and caches beyond sessions).
+    pub store: AnyStore,
+    /// Bearer token checks and the introspection cache.
+    pub bearer: BearerVerifier,
+    /// The one HTTP client for upstream calls (timeouts, no redirects).
+    pub http: reqwest::Client,
+}
+
+impl AppState {
+    /// Builds the state from configuration, a store and the metrics.
+    pub fn new(config: Config, store: AnyStore, metrics: Metrics) -> Result<Self, String> {
+        let config = Arc::new(config);
+        let public_url = config.server.public_url.as_str().trim_end_matches('/');
+        let public_base = format!("{public_url}{}", config.server.base_path);
+        let prefix = &config.session.key_prefix;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("identity-service/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        let providers =
+            ProviderRegistry::new(&config.providers, &format!("{public_base}/callback"))?;
+        let pages = Pages::new(config.server.templates_dir.as_deref())?;
+        Ok(Self {
+            sessions: SessionService::new(
+                store.clone(),
+                prefix,
+                config.session.idle_timeout,
+                config.session.max_lifetime,
+            ),
+            pending_logins: SealedSlots::new(store.clone(), prefix, "login"),
+            pending_logouts: SealedSlots::new(store.clone(), prefix, "logout"),
+            store,
+            bearer: BearerVerifier::default(),
+            providers,
+            redirect_policy: RedirectPolicy {
+                public_url: config.server.public_url.clone(),
+                allow_relative: config.redirects.allow_relative,
+                allowed_origins: OriginPolicy::new(config.redirects.allowed_origins.clone()),
+            },
+            cors_origins: OriginPolicy::new(config.cors.allowed_origins.clone()),
+            cookies: CookieSettings::new(&config.session, &config.server.base_path),
+            pages,
+            metrics,
+            http,
+            public_base,
+            config,
+        })
+    }
+}

@@ -1,0 +1,288 @@
+//! The in-process store: a sharded map (DashMap) of values and sets with expiry
+//! instants. For one instance (development, tests); it mirrors Redis semantics
+//! closely enough that the same test suite runs against both.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry as MapEntry;
+
+use super::{KeyValueStore, StoreError, ttl_millis};
+
+/// How often (at most) a write sweeps out expired entries, so memory does not grow
+/// with keys nobody reads again.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+
+/// An in-memory [`KeyValueStore`]. Cloning shares the same map.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    map: DashMap<String, Entry>,
+    /// Origin of `next_sweep_ms`.
+    epoch: Instant,
+    /// Milliseconds after `epoch` before which no sweep runs.
+    next_sweep_ms: AtomicU64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            map: DashMap::new(),
+            epoch: Instant::now(),
+            next_sweep_ms: AtomicU64::new(duration_ms(SWEEP_INTERVAL)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    data: Data,
+    expires_at: Instant,
+}
+
+#[derive(Debug)]
+enum Data {
+    Bytes(Vec<u8>),
+    Set(HashSet<String>),
+}
+
+impl Entry {
+    fn bytes(value: &[u8], ttl: Duration, now: Instant) -> Self {
+        Self {
+            data: Data::Bytes(value.to_vec()),
+            expires_at: deadline(now, ttl),
+        }
+    }
+
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires_at > now
+    }
+
+    fn holds(&self, value: &[u8], now: Instant) -> bool {
+        self.is_live(now) && matches!(&self.data, Data::Bytes(held) if held.as_slice() == value)
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Drops expired entries, at most once per [`SWEEP_INTERVAL`]. Called at the
+    /// start of writes, before any map guard is held (a sweep takes every shard).
+    fn maybe_sweep(&self) {
+        let inner = &self.inner;
+        let now_ms = duration_ms(inner.epoch.elapsed());
+        let due = inner.next_sweep_ms.load(Ordering::Relaxed);
+        if now_ms < due {
+            return;
+        }
+        let next = now_ms.saturating_add(duration_ms(SWEEP_INTERVAL));
+        if inner
+            .next_sweep_ms
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            let now = Instant::now();
+            inner.map.retain(|_, entry| entry.is_live(now));
+        }
+    }
+}
+
+impl KeyValueStore for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = Instant::now();
+        match self.inner.map.get(key) {
+            Some(entry) if entry.is_live(now) => match &entry.data {
+                Data::Bytes(value) => Ok(Some(value.clone())),
+                Data::Set(_) => Err(wrong_type()),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.maybe_sweep();
+        let entry = Entry::bytes(value, ttl, Instant::now());
+        self.inner.map.insert(key.to_owned(), entry);
+        Ok(())
+    }
+
+    async fn replace(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.maybe_sweep();
+        let now = Instant::now();
+        match self.inner.map.get_mut(key) {
+            Some(mut entry) if entry.is_live(now) => {
+                *entry = Entry::bytes(value, ttl, now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.maybe_sweep();
+        let now = Instant::now();
+        match self.inner.map.entry(key.to_owned()) {
+            MapEntry::Occupied(entry) if entry.get().is_live(now) => Ok(false),
+            MapEntry::Occupied(mut entry) => {
+                entry.insert(Entry::bytes(value, ttl, now));
+                Ok(true)
+            }
+            MapEntry::Vacant(entry) => {
+                entry.insert(Entry::bytes(value, ttl, now));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.maybe_sweep();
+        let now = Instant::now();
+        let taken = self.inner.map.remove_if(key, |_, entry| {
+            matches!(entry.data, Data::Bytes(_)) || !entry.is_live(now)
+        });
+        match taken {
+            Some((
+                _,
+                Entry {
+                    data: Data::Bytes(value),
+                    expires_at,
+                },
+            )) if expires_at > now => Ok(Some(value)),
+            Some(_) => Ok(None),
+            // Only a live set is left in place, and GETDEL on a set is an error.
+            None if self.inner.map.contains_key(key) => Err(wrong_type()),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<u64, StoreError> {
+        self.maybe_sweep();
+        let now = Instant::now();
+        let removed = keys
+            .iter()
+            .filter_map(|key| self.inner.map.remove(key.as_str()))
+            .filter(|(_, entry)| entry.is_live(now))
+            .count();
+        Ok(u64::try_from(removed).unwrap_or(u64::MAX))
+    }
+
+    async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.maybe_sweep();
+        let now = Instant::now();
+        let expires_at = deadline(now, ttl);
+        let fresh = || {
+            let members = HashSet::from([member.to_owned()]);
+            Entry {
+                data: Data::Set(members),
+                expires_at,
+            }
+        };
+        match self.inner.map.entry(index.to_owned()) {
+            MapEntry::Occupied(mut entry) if entry.get().is_live(now) => {
+                let entry = entry.get_mut();
+                let Data::Set(members) = &mut entry.data else {
+                    return Err(wrong_type());
+                };
+                members.insert(member.to_owned());
+                entry.expires_at = entry.expires_at.max(expires_at);
+            }
+            MapEntry::Occupied(mut entry) => {
+                entry.insert(fresh());
+            }
+            MapEntry::Vacant(entry) => {
+                entry.insert(fresh());
+            }
+        }
+        Ok(())
+    }
+
+    async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        let now = Instant::now();
+        match self.inner.map.get(index) {
+            Some(entry) if entry.is_live(now) => match &entry.data {
+                Data::Set(members) => Ok(members.iter().cloned().collect()),
+                Data::Bytes(_) => Err(wrong_type()),
+            },
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        self.maybe_sweep();
+        let now = Instant::now();
+        let MapEntry::Occupied(mut entry) = self.inner.map.entry(index.to_owned()) else {
+            return Ok(());
+        };
+        if !entry.get().is_live(now) {
+            return Ok(());
+        }
+        let Data::Set(members) = &mut entry.get_mut().data else {
+            return Err(wrong_type());
+        };
+        members.remove(member);
+        if members.is_empty() {
+            entry.remove();
+        }
+        Ok(())
+    }
+
+    async fn renew_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        match self.inner.map.get_mut(key) {
+            Some(mut entry) if entry.holds(value, now) => {
+                entry.expires_at = deadline(now, ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_if_value(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        Ok(self
+            .inner
+            .map
+            .remove_if(key, |_, entry| entry.holds(value, now))
+            .is_some())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// `now + ttl` as the stores round it (see [`ttl_millis`]).
+fn deadline(now: Instant, ttl: Duration) -> Instant {
+    let ttl = Duration::from_millis(ttl_millis(ttl));
+    // Unreachable with the TTL cap, but `Instant + Duration` panics on overflow.
+    now.checked_add(ttl).unwrap_or(now)
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Same condition as Redis' `WRONGTYPE`: a value command on a set or the reverse.
+fn wrong_type() -> StoreError {
+    StoreError::Unavailable("wrong kind of value for this operation".to_owned())
+}

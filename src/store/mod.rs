@@ -1,0 +1,216 @@
+//! The key-value storage contract under sessions, pending logins, logout-token
+//! replay (`jti`), token caches and single-flight locks, with two implementations:
+//! [`MemoryStore`] (one instance, development and tests) and [`RedisStore`]
+//! (standalone, TLS, cluster or sentinel Redis).
+//!
+//! Keys are plain strings (they may carry Redis hash tags `{...}` so related keys
+//! share a cluster slot); values are opaque bytes. Encryption and key naming belong
+//! to the layer above. Every call either answers or fails with
+//! [`StoreError::Unavailable`]; none panics and, for Redis, none takes longer than
+//! about 1.5 s.
+
+mod memory;
+mod redis;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store did not answer, or answered with an error. The text names a cause
+    /// (e.g. "connection refused", "timed out") and never a key, value or password.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The operations the service needs from its store; one Redis command (or one
+/// round trip) each. TTLs are rounded down to milliseconds, at least 1 ms.
+pub trait KeyValueStore: Send + Sync + 'static {
+    /// The value under `key`, `None` if absent or expired (Redis `GET`).
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Stores `value` under `key` for `ttl`, replacing anything there (`SET PX`).
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores `value` under `key` for `ttl` only if the key exists (`SET XX PX`);
+    /// `true` if it did and was replaced.
+    fn replace(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores `value` under `key` for `ttl` only if the key is absent (`SET NX PX`);
+    /// `true` if it was stored.
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes and returns the value under `key` (`GETDEL`): of many concurrent
+    /// callers exactly one gets it.
+    fn take(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Removes `keys` (values or indexes); the number that existed (`DEL`). In a
+    /// Redis cluster all keys of one call must share a slot (hash tags).
+    fn delete(&self, keys: &[String]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Adds `member` to the set `index` and makes the set live at least `ttl` from
+    /// now: an existing longer expiry is kept, never shortened (`SADD` +
+    /// `PEXPIRE NX` + `PEXPIRE GT` in one pipeline; Redis >= 7.0).
+    fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The members of the set `index`, empty if absent or expired (`SMEMBERS`).
+    fn index_members(
+        &self,
+        index: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Removes `member` from the set `index` (`SREM`); an emptied set disappears.
+    fn index_remove(
+        &self,
+        index: &str,
+        member: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Lock renewal: sets the expiry of `key` to `ttl` only if it holds `value`;
+    /// `true` if it did (atomic, a Lua script on Redis).
+    fn renew_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Lock release: removes `key` only if it holds `value`; `true` if it did
+    /// (atomic, a Lua script on Redis).
+    fn delete_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// `Ok` if the store answers (for `/health/ready`).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The configured store: enum dispatch, no boxing. Cloning is cheap (shared inside).
+#[derive(Clone, Debug)]
+pub enum AnyStore {
+    /// In this process only.
+    Memory(MemoryStore),
+    /// Redis (standalone, TLS, cluster or sentinel).
+    Redis(RedisStore),
+}
+
+impl AnyStore {
+    /// A fresh in-memory store.
+    pub fn memory() -> Self {
+        Self::Memory(MemoryStore::new())
+    }
+
+    /// A Redis store for `url`; see [`RedisStore::connect`] (it does not wait for
+    /// Redis and fails only on a malformed URL or outside a Tokio runtime).
+    pub fn redis(url: &str) -> Result<Self, StoreError> {
+        RedisStore::connect(url).map(Self::Redis)
+    }
+}
+
+/// Forwards one trait method to the store inside.
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Memory($store) => $call.await,
+            AnyStore::Redis($store) => $call.await,
+        }
+    };
+}
+
+impl KeyValueStore for AnyStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, store => store.get(key))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        dispatch!(self, store => store.set(key, value, ttl))
+    }
+
+    async fn replace(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.replace(key, value, ttl))
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.set_if_absent(key, value, ttl))
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, store => store.take(key))
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.delete(keys))
+    }
+
+    async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        dispatch!(self, store => store.index_add(index, member, ttl))
+    }
+
+    async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, store => store.index_members(index))
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        dispatch!(self, store => store.index_remove(index, member))
+    }
+
+    async fn renew_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.renew_if_value(key, value, ttl))
+    }
+
+    async fn delete_if_value(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.delete_if_value(key, value))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, store => store.ping())
+    }
+}
+
+/// Longest TTL honoured (100 years): keeps `Instant` arithmetic and Redis'
+/// expire-time range safe.
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
+
+/// `ttl` in whole milliseconds, clamped to `1..=MAX_TTL_MS` so both stores treat
+/// zero and huge TTLs alike (Redis refuses `PX 0`).
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MS)
+}

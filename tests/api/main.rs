@@ -1,0 +1,17 @@
+//! Integration tests: the real app over HTTP, real Redis, an in-process fake provider.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod backchannel;
+mod bearer;
+mod cli;
+mod fake_op;
+mod health_and_metadata;
+mod helpers;
+mod login;
+mod logout;
+mod multi_instance;
+mod redirects;
+mod session_store_faults;
+mod sessions;
+mod store_suite;
+mod userinfo;

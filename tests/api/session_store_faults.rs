@@ -1,0 +1,53 @@
+//! Redis down: 503 SESSION_STORE_UNAVAILABLE within 2 s, and recovery without a restart.
+
+use std::time::{Duration, Instant};
+
+use crate::fake_op::TestUser;
+use crate::helpers::{APP_URL, AppOptions, RedisProcess, assert_error, spawn_app_with, urlencode};
+
+#[tokio::test]
+async fn redis_down_answers_503_quickly_and_the_service_recovers_by_itself() {
+    let mut redis = RedisProcess::start();
+    let app = spawn_app_with(AppOptions {
+        redis_url: redis.url(),
+        ..AppOptions::default()
+    })
+    .await;
+    app.login(&TestUser::alice()).await;
+    assert_eq!(app.userinfo().await["authenticated"], true);
+
+    redis.stop();
+    for path in [
+        "/userinfo".to_owned(),
+        format!("/login?returnURL={}", urlencode(APP_URL)),
+        "/logout".to_owned(),
+    ] {
+        let started = Instant::now();
+        let response = app.get(&path).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+        assert_error(response, 503, "SESSION_STORE_UNAVAILABLE").await;
+    }
+    let ready = app.get("/health/ready").await;
+    assert_eq!(ready.status(), 503);
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = app.get("/userinfo").await;
+        if response.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Redis kept nothing, so the user logs in again, and that works.
+    app.login(&TestUser::alice()).await;
+    assert_eq!(app.userinfo().await["authenticated"], true);
+}
