@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 
 use actix_cors::Cors;
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::{App, HttpServer, web};
 use actix_web_prom::PrometheusMetricsBuilder;
@@ -68,6 +68,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(cors(cors_origins.clone()))
+                .wrap_fn(strip_credentials_without_origin)
                 .wrap(prometheus.clone())
                 .wrap(TracingLogger::<RedactedRootSpan>::new())
                 .app_data(state.clone())
@@ -97,6 +98,26 @@ impl Application {
     /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// actix-cors announces `Allow-Credentials` even to origins it does not allow; unlisted
+/// origins get no CORS header at all.
+fn strip_credentials_without_origin<S, B>(
+    request: ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let response = service.call(request);
+    async move {
+        let mut response = response.await?;
+        let headers = response.headers_mut();
+        if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+            headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+        }
+        Ok(response)
     }
 }
 

@@ -12,7 +12,10 @@ use crate::origin::OriginPolicy;
 use crate::pages::Pages;
 use crate::redirect::RedirectPolicy;
 use crate::session::{SealedSlots, SessionService};
+use crate::single_flight::SingleFlight;
 use crate::store::AnyStore;
+use crate::targets::signing::Signer;
+use crate::targets::{TargetTable, TokenCache};
 
 /// How long a login or an RP-initiated logout may take (SPEC 2: 10 minutes).
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -45,6 +48,14 @@ pub struct AppState {
     pub store: AnyStore,
     /// Bearer token checks and the introspection cache.
     pub bearer: BearerVerifier,
+    /// Token targets.
+    pub targets: TargetTable,
+    /// Cached target tokens.
+    pub token_cache: TokenCache,
+    /// Once-at-a-time upstream calls.
+    pub flights: SingleFlight,
+    /// Our key for `jwt` targets.
+    pub signer: Signer,
     /// The one HTTP client for upstream calls (timeouts, no redirects).
     pub http: reqwest::Client,
 }
@@ -75,6 +86,10 @@ impl AppState {
             ),
             pending_logins: SealedSlots::new(store.clone(), prefix, "login"),
             pending_logouts: SealedSlots::new(store.clone(), prefix, "logout"),
+            targets: TargetTable::new(&config.targets)?,
+            token_cache: TokenCache::new(store.clone(), prefix),
+            flights: SingleFlight::new(store.clone()),
+            signer: Signer::load(config.signing.key_file.as_deref())?,
             store,
             bearer: BearerVerifier::default(),
             providers,

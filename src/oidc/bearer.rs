@@ -25,7 +25,7 @@ pub const INTROSPECTION_CACHE_SECONDS: i64 = 60;
 const CACHE_SWEEP_THRESHOLD: usize = 10_000;
 
 /// A caller authenticated by a bearer token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BearerIdentity {
     /// Provider id.
     pub provider: String,
@@ -35,6 +35,25 @@ pub struct BearerIdentity {
     pub profile: Profile,
     /// Unix seconds of the token's `exp`.
     pub expires_at: i64,
+    token: String,
+}
+
+impl BearerIdentity {
+    /// The bearer token itself (for `access_token` targets and as exchange subject).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl std::fmt::Debug for BearerIdentity {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("BearerIdentity")
+            .field("provider", &self.provider)
+            .field("subject", &self.subject)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Verifies bearer tokens and caches introspection answers.
@@ -115,7 +134,7 @@ async fn verify_jwt(
             return Err("the token is not valid yet");
         }
     }
-    identity(provider, &claims, expires_at)
+    identity(provider, &claims, expires_at, token)
 }
 
 /// RFC 7662: `Ok(None)` for an inactive token, `Err` when the endpoint cannot answer.
@@ -195,13 +214,14 @@ async fn introspect(
     {
         claims.insert("sub".to_owned(), username);
     }
-    identity(provider, &claims, expires_at).map(Some)
+    identity(provider, &claims, expires_at, token).map(Some)
 }
 
 fn identity(
     provider: &Provider,
     claims: &Map<String, Value>,
     expires_at: i64,
+    token: &str,
 ) -> Result<BearerIdentity, &'static str> {
     let subject = claims
         .get("sub")
@@ -214,6 +234,7 @@ fn identity(
         subject,
         profile: map_profile(&provider.config, claims),
         expires_at,
+        token: token.to_owned(),
     })
 }
 

@@ -200,6 +200,7 @@ pub async fn finish_login(
         tokens: ProviderTokens {
             id_token: Some(raw_id_token),
             access_token: Some(access_token),
+            access_token_issued_at: Some(unix_now()),
             access_token_expires_at: response
                 .expires_in()
                 .map(|lifetime| unix_now() + i64::try_from(lifetime.as_secs()).unwrap_or(0)),

@@ -8,7 +8,9 @@ pub mod flow;
 pub mod jwt;
 pub mod logout_token;
 pub mod provider;
+pub mod refresh;
 pub mod registry;
+pub mod token_endpoint;
 
 pub use provider::{Discovered, Provider};
 pub use registry::ProviderRegistry;

@@ -3,10 +3,12 @@
 mod backchannel;
 mod callback;
 mod health;
+mod jwks;
 mod login;
 mod logout;
 mod metadata;
-mod userinfo;
+mod token;
+pub mod userinfo;
 
 use actix_web::{HttpResponse, web};
 
@@ -24,6 +26,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(backchannel::post_backchannel_logout)),
         )
         .service(resource("/userinfo").route(web::get().to(userinfo::get_userinfo)))
+        .service(resource("/token-targets").route(web::get().to(token::get_token_targets)))
+        .service(resource("/token").route(web::post().to(token::post_token)))
+        .service(resource("/.well-known/jwks.json").route(web::get().to(jwks::get_jwks)))
         .service(resource("/metadata").route(web::get().to(metadata::get_metadata)))
         .service(resource("/health/live").route(web::get().to(health::get_live)))
         .service(resource("/health/ready").route(web::get().to(health::get_ready)));

@@ -49,6 +49,9 @@ pub struct ProviderTokens {
     /// Unix seconds when the access token expires, when the provider said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_expires_at: Option<i64>,
+    /// Unix seconds when the access token was obtained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_issued_at: Option<i64>,
     /// The refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,

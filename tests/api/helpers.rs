@@ -226,7 +226,10 @@ impl TestApp {
     /// Starts a login and returns the provider URL we were sent to.
     pub async fn start_login(&self, client: &reqwest::Client) -> String {
         let response = client
-            .get(self.url(&format!("/login?returnURL={}", urlencode(APP_URL))))
+            .get(self.url(&format!(
+                "/login?returnURL={}&provider=local",
+                urlencode(APP_URL)
+            )))
             .send()
             .await
             .unwrap();

@@ -128,7 +128,7 @@ async fn an_idle_session_expires() {
 #[tokio::test]
 async fn use_keeps_a_session_alive_until_its_maximum_lifetime() {
     let app = spawn_app_with(AppOptions {
-        session_extra: "idle_timeout = \"2s\"\nmax_lifetime = \"4s\"".to_owned(),
+        session_extra: "idle_timeout = \"2s\"\nmax_lifetime = \"5s\"".to_owned(),
         ..AppOptions::default()
     })
     .await;
@@ -137,7 +137,8 @@ async fn use_keeps_a_session_alive_until_its_maximum_lifetime() {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(app.userinfo().await["authenticated"], true);
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Times are whole seconds: 5.8 s after login is past a 5 s lifetime whatever the rounding.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(app.userinfo().await["authenticated"], false);
 }
 

@@ -1,0 +1,130 @@
+//! Calls to OAuth 2.0 token endpoints (RFC 6749 section 3.2) with any of our client
+//! authentication methods: refresh grants, RFC 8693 token exchange, client credentials and
+//! password grants all go through [`request_token`].
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::bearer::form_encode;
+use super::client_auth::{ClientKey, JWT_BEARER_ASSERTION};
+use crate::config::ClientAuth;
+
+/// How long a token endpoint may take.
+const TOKEN_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client as it authenticates at a token endpoint.
+pub struct TokenClient<'a> {
+    /// `client_id`.
+    pub client_id: &'a str,
+    /// The configured method and secret.
+    pub auth: &'a ClientAuth,
+    /// The loaded key, for `private_key_jwt`.
+    pub key: Option<&'a ClientKey>,
+}
+
+/// A successful token response.
+#[derive(Debug, Deserialize)]
+pub struct TokenAnswer {
+    /// The access token (or, for token exchange, the issued token).
+    pub access_token: String,
+    /// Lifetime in seconds, when given.
+    #[serde(default)]
+    pub expires_in: Option<f64>,
+    /// A refresh token, when issued.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// A new ID token (refresh grants of some providers).
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+
+/// Why a token request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The endpoint answered with an OAuth error (`error` code, HTTP status).
+    #[error("the token endpoint refused the request ({code}, HTTP {status})")]
+    Refused {
+        /// The OAuth `error` code (e.g. `invalid_grant`), or `unknown`.
+        code: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The endpoint could not be reached or timed out.
+    #[error("the token endpoint could not be reached")]
+    Unreachable,
+    /// The answer was not a token response.
+    #[error("the token endpoint answered with something that is not a token response")]
+    Malformed,
+    /// We could not sign our client assertion.
+    #[error("the client assertion could not be signed")]
+    Assertion,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: String,
+}
+
+/// POSTs `form` to `token_url`, authenticating as `client`.
+pub async fn request_token(
+    http: &reqwest::Client,
+    token_url: &Url,
+    client: &TokenClient<'_>,
+    mut form: Vec<(&'static str, String)>,
+) -> Result<TokenAnswer, TokenError> {
+    let mut request = http.post(token_url.clone());
+    match client.auth {
+        ClientAuth::ClientSecretBasic { secret } => {
+            request = request.basic_auth(
+                form_encode(client.client_id),
+                Some(form_encode(secret.expose())),
+            );
+        }
+        ClientAuth::ClientSecretPost { secret } => {
+            form.push(("client_id", client.client_id.to_owned()));
+            form.push(("client_secret", secret.expose().to_owned()));
+        }
+        ClientAuth::PrivateKeyJwt { .. } => {
+            let key = client.key.ok_or(TokenError::Assertion)?;
+            let assertion = key
+                .assertion(client.client_id, token_url.as_str())
+                .map_err(|_| TokenError::Assertion)?;
+            form.push(("client_id", client.client_id.to_owned()));
+            form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_owned()));
+            form.push(("client_assertion", assertion));
+        }
+        ClientAuth::None => form.push(("client_id", client.client_id.to_owned())),
+    }
+    let response = request
+        .form(&form)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(TOKEN_ENDPOINT_TIMEOUT)
+        .send()
+        .await
+        .map_err(|_| TokenError::Unreachable)?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|_| TokenError::Unreachable)?;
+    if status.is_success() {
+        return serde_json::from_slice::<TokenAnswer>(&body).map_err(|_| TokenError::Malformed);
+    }
+    let code = serde_json::from_slice::<ErrorAnswer>(&body)
+        .map(|answer| printable(&answer.error))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    Err(TokenError::Refused {
+        code,
+        status: status.as_u16(),
+    })
+}
+
+/// OAuth error codes are ASCII words; anything else is cut out before it reaches a message.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(64)
+        .collect()
+}

@@ -1,0 +1,103 @@
+//! Cached target tokens, sealed at rest: user tokens under a key derived from the session
+//! ticket's secret (so only that session's cookie opens them), service tokens under a key
+//! derived from the target's own client credentials.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto;
+use crate::error::ApiError;
+use crate::store::{AnyStore, KeyValueStore};
+
+/// Renew at most this long before expiry (less for short-lived tokens).
+const MAX_RENEW_MARGIN_SECONDS: i64 = 30;
+
+/// A token as cached.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedToken {
+    /// The token.
+    pub value: String,
+    /// Unix seconds of issue.
+    pub issued_at: i64,
+    /// Unix seconds of expiry.
+    pub expires_at: i64,
+    /// A refresh token that came with it (client credentials, NERIS style).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+impl CachedToken {
+    /// Whether it is still good to hand out: not within the renewal margin of expiry
+    /// (a fifth of its lifetime, at most 30 s).
+    pub fn is_fresh(&self, now: i64) -> bool {
+        let lifetime = (self.expires_at - self.issued_at).max(0);
+        let margin = (lifetime / 5).clamp(1, MAX_RENEW_MARGIN_SECONDS);
+        self.expires_at - now > margin
+    }
+}
+
+/// Where one cached token lives and how it is sealed.
+pub struct CacheSlot {
+    /// Store key.
+    pub key: String,
+    /// Sealing key.
+    pub seal: [u8; 32],
+}
+
+/// Sealed token cache over the store.
+#[derive(Clone)]
+pub struct TokenCache {
+    store: AnyStore,
+    prefix: String,
+}
+
+impl TokenCache {
+    /// A cache under `prefix`.
+    pub fn new(store: AnyStore, prefix: &str) -> Self {
+        Self {
+            store,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The slot of a token named by `owner` (a session key, a token hash, a target) and
+    /// target URL, sealed with `secret`.
+    pub fn slot(&self, owner: &str, target: &str, secret: &[u8]) -> CacheSlot {
+        let name = crypto::derive_name("token-cache", format!("{owner}\0{target}").as_bytes());
+        let mut seal_input = secret.to_vec();
+        seal_input.extend_from_slice(target.as_bytes());
+        CacheSlot {
+            key: format!("{}token:{name}", self.prefix),
+            seal: crypto::derive_key("token-cache-seal", &seal_input),
+        }
+    }
+
+    /// The cached token, if any and readable.
+    pub async fn read(&self, slot: &CacheSlot) -> Result<Option<CachedToken>, ApiError> {
+        let Some(sealed) = self.store.get(&slot.key).await? else {
+            return Ok(None);
+        };
+        Ok(crypto::open(&slot.seal, slot.key.as_bytes(), sealed)
+            .and_then(|plain| serde_json::from_slice(&plain).ok()))
+    }
+
+    /// Caches `token` until it (or its refresh token, kept up to `keep`) is useless.
+    pub async fn write(
+        &self,
+        slot: &CacheSlot,
+        token: &CachedToken,
+        keep: Duration,
+    ) -> Result<(), ApiError> {
+        let plain = serde_json::to_vec(token).map_err(|_| ApiError::Internal)?;
+        let sealed = crypto::seal(&slot.seal, slot.key.as_bytes(), &plain)
+            .map_err(|_| ApiError::Internal)?;
+        self.store.set(&slot.key, &sealed, keep).await?;
+        Ok(())
+    }
+
+    /// The lock key that serialises fetches for `slot`.
+    pub fn lock_key(slot: &CacheSlot) -> String {
+        format!("{}:lock", slot.key)
+    }
+}

@@ -1,0 +1,142 @@
+//! Token targets (SPEC 6): which downstream URLs a caller may get tokens for, and the
+//! tokens themselves — from the session, by RFC 8693 exchange, by client credentials, by a
+//! technical account's password, or signed by us — cached and fetched once at a time.
+
+mod cache;
+mod matching;
+pub mod signing;
+mod strategies;
+
+use std::sync::Arc;
+
+use url::Url;
+
+pub use cache::{CachedToken, TokenCache};
+pub use matching::parse_requested;
+pub use strategies::issue_token;
+
+use crate::caller::Caller;
+use crate::config::{Strategy, TargetConfig};
+use crate::crypto;
+use crate::error::ApiError;
+use crate::oidc::client_auth::ClientKey;
+use matching::TargetPattern;
+
+/// A configured target.
+pub struct Target {
+    /// Its configuration.
+    pub config: TargetConfig,
+    pattern: TargetPattern,
+    /// Seals this target's shared service token: derived from its client credentials, so
+    /// a copy of the store alone does not open it.
+    service_secret: Vec<u8>,
+    /// The client key of a `private_key_jwt` client-credentials target.
+    client_key: Option<ClientKey>,
+}
+
+impl Target {
+    fn new(config: TargetConfig) -> Result<Self, String> {
+        let service_secret = match &config.strategy {
+            Strategy::ClientCredentials {
+                client_id,
+                client_auth,
+                ..
+            } => {
+                let mut material = client_id.as_bytes().to_vec();
+                match client_auth {
+                    crate::config::ClientAuth::ClientSecretBasic { secret }
+                    | crate::config::ClientAuth::ClientSecretPost { secret } => {
+                        material.extend_from_slice(secret.expose().as_bytes());
+                    }
+                    crate::config::ClientAuth::PrivateKeyJwt { key_file } => {
+                        material.extend(std::fs::read(key_file).map_err(|error| {
+                            format!("targets: cannot read {}: {error}", key_file.display())
+                        })?);
+                    }
+                    crate::config::ClientAuth::None => {}
+                }
+                material
+            }
+            Strategy::Password {
+                client_secret,
+                password,
+                username,
+                ..
+            } => [client_secret.expose(), username, password.expose()]
+                .join("\0")
+                .into_bytes(),
+            _ => Vec::new(),
+        };
+        let client_key = match &config.strategy {
+            Strategy::ClientCredentials {
+                client_auth: crate::config::ClientAuth::PrivateKeyJwt { key_file },
+                ..
+            } => Some(
+                ClientKey::from_pem_file(key_file).map_err(|error| format!("targets: {error}"))?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            client_key,
+            pattern: TargetPattern::new(&config.url),
+            config,
+            service_secret: crypto::derive_key("service-token", &service_secret).to_vec(),
+        })
+    }
+
+    /// The configured URL as text.
+    pub fn url(&self) -> &str {
+        self.config.url.as_str()
+    }
+
+    /// Whether `caller` may use this target (its provider and roles).
+    pub fn permits(&self, caller: &Caller) -> bool {
+        let provider_ok = self.config.providers.is_empty()
+            || self
+                .config
+                .providers
+                .iter()
+                .any(|id| id == caller.provider());
+        let roles = &caller.profile().roles;
+        let roles_ok = self.config.roles.is_empty()
+            || self.config.roles.iter().any(|role| roles.contains(role));
+        provider_ok && roles_ok
+    }
+}
+
+/// All targets, in configuration order.
+#[derive(Clone)]
+pub struct TargetTable {
+    targets: Arc<Vec<Target>>,
+}
+
+impl TargetTable {
+    /// From configuration.
+    pub fn new(configs: &[TargetConfig]) -> Result<Self, String> {
+        let targets = configs
+            .iter()
+            .cloned()
+            .map(Target::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            targets: Arc::new(targets),
+        })
+    }
+
+    /// The targets `caller` may use.
+    pub fn permitted<'a>(&'a self, caller: &'a Caller) -> impl Iterator<Item = &'a Target> + 'a {
+        self.targets
+            .iter()
+            .filter(move |target| target.permits(caller))
+    }
+
+    /// The most specific target covering `requested` that `caller` may use.
+    pub fn find(&self, requested: &Url, caller: &Caller) -> Result<&Target, ApiError> {
+        self.targets
+            .iter()
+            .filter(|target| target.pattern.matches(requested))
+            .max_by_key(|target| target.pattern.specificity())
+            .filter(|target| target.permits(caller))
+            .ok_or(ApiError::TargetNotAllowed)
+    }
+}
