@@ -8,7 +8,7 @@ use crate::crypto;
 use crate::error::ApiError;
 use crate::extract::Params;
 use crate::oidc::{claims, flow};
-use crate::session::{SessionRecord, unix_now};
+use crate::session::{SessionRecord, unix_now_ms};
 use crate::state::AppState;
 
 /// `GET /callback?code=…&state=…[&iss=…]` or `?error=…&state=…`
@@ -67,14 +67,14 @@ async fn callback(state: &AppState, request: &HttpRequest) -> Result<HttpRespons
         .get("code")
         .ok_or_else(|| ApiError::login_failed("the callback carries no code"))?;
     let outcome = flow::finish_login(provider, &state.http, &pending, code).await?;
-    let now = unix_now();
+    let now = unix_now_ms();
     let record = SessionRecord {
         provider: provider.id().to_owned(),
         profile: claims::map_profile(&provider.config, &outcome.claims),
         subject: outcome.subject,
         sid: outcome.sid,
-        created_at: now,
-        last_touch: now,
+        created_at_ms: now,
+        last_touch_ms: now,
         tokens: outcome.tokens,
     };
     // Never keep a pre-login session: the browser gets a new ticket, the old one dies.

@@ -20,6 +20,12 @@ pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// Milliseconds since the Unix epoch (session timers need better than whole seconds:
+/// rounding would shorten a short idle timeout by up to a second).
+pub fn unix_now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 /// A session as a request sees it.
 #[derive(Debug, Clone)]
 pub struct LoadedSession {
@@ -27,7 +33,7 @@ pub struct LoadedSession {
     pub ticket: SessionTicket,
     /// The stored record.
     pub record: SessionRecord,
-    /// Unix seconds when the session ends if it stays idle.
+    /// Unix seconds when the session ends if it stays idle (rounded down).
     pub expires_at: i64,
 }
 
@@ -36,9 +42,9 @@ pub struct LoadedSession {
 pub struct SessionService {
     store: AnyStore,
     prefix: String,
-    idle_timeout: i64,
-    max_lifetime: i64,
-    touch_interval: i64,
+    idle_timeout_ms: i64,
+    max_lifetime_ms: i64,
+    touch_interval_ms: i64,
 }
 
 impl SessionService {
@@ -49,15 +55,15 @@ impl SessionService {
         idle_timeout: Duration,
         max_lifetime: Duration,
     ) -> Self {
-        let idle_timeout = seconds(idle_timeout);
+        let idle_timeout_ms = millis(idle_timeout);
         Self {
             store,
             prefix: prefix.to_owned(),
-            idle_timeout,
-            max_lifetime: seconds(max_lifetime),
+            idle_timeout_ms,
+            max_lifetime_ms: millis(max_lifetime),
             // Re-saving on every request costs a write per read (FIELD-NOTES): the idle timer
             // moves at most once a minute, or once per tenth of a short idle timeout.
-            touch_interval: (idle_timeout / 10).clamp(1, 60),
+            touch_interval_ms: (idle_timeout_ms / 10).clamp(1, 60_000),
         }
     }
 
@@ -66,9 +72,9 @@ impl SessionService {
         let ticket = SessionTicket::generate().map_err(|_| ApiError::Internal)?;
         let key = ticket.storage_key(&self.prefix);
         let sealed = self.seal(&ticket, &key, record)?;
-        let ttl = self.remaining(record, record.last_touch);
+        let ttl = self.remaining(record, record.last_touch_ms);
         self.store.set(&key, &sealed, ttl).await?;
-        let index_ttl = Duration::from_secs(self.max_lifetime.max(1) as u64);
+        let index_ttl = Duration::from_millis(self.max_lifetime_ms.max(1) as u64);
         if let Some(sid) = &record.sid {
             let index = self.sid_index(&record.provider, sid);
             self.store.index_add(&index, &key, index_ttl).await?;
@@ -90,13 +96,13 @@ impl SessionService {
         else {
             return Ok(None);
         };
-        let now = unix_now();
-        if now >= self.expires_at(&record) {
+        let now = unix_now_ms();
+        if now >= self.expires_at_ms(&record) {
             self.store.delete(&[key]).await?;
             return Ok(None);
         }
-        if now - record.last_touch >= self.touch_interval {
-            record.last_touch = now;
+        if now - record.last_touch_ms >= self.touch_interval_ms {
+            record.last_touch_ms = now;
             let sealed = self.seal(&ticket, &key, &record)?;
             // XX: a session ended meanwhile (logout elsewhere) must not come back to life.
             if !self
@@ -107,7 +113,7 @@ impl SessionService {
                 return Ok(None);
             }
         }
-        let expires_at = self.expires_at(&record);
+        let expires_at = self.expires_at_ms(&record) / 1000;
         Ok(Some(LoadedSession {
             ticket,
             record,
@@ -120,7 +126,7 @@ impl SessionService {
     pub async fn update(&self, session: &LoadedSession) -> Result<bool, ApiError> {
         let key = session.ticket.storage_key(&self.prefix);
         let sealed = self.seal(&session.ticket, &key, &session.record)?;
-        let ttl = self.remaining(&session.record, unix_now());
+        let ttl = self.remaining(&session.record, unix_now_ms());
         Ok(self.store.replace(&key, &sealed, ttl).await?)
     }
 
@@ -164,12 +170,13 @@ impl SessionService {
         Ok(deleted)
     }
 
-    fn expires_at(&self, record: &SessionRecord) -> i64 {
-        (record.last_touch + self.idle_timeout).min(record.created_at + self.max_lifetime)
+    fn expires_at_ms(&self, record: &SessionRecord) -> i64 {
+        (record.last_touch_ms + self.idle_timeout_ms)
+            .min(record.created_at_ms + self.max_lifetime_ms)
     }
 
-    fn remaining(&self, record: &SessionRecord, now: i64) -> Duration {
-        Duration::from_secs((self.expires_at(record) - now).max(1) as u64)
+    fn remaining(&self, record: &SessionRecord, now_ms: i64) -> Duration {
+        Duration::from_millis((self.expires_at_ms(record) - now_ms).max(1) as u64)
     }
 
     fn seal(
@@ -193,6 +200,6 @@ impl SessionService {
     }
 }
 
-fn seconds(duration: Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4)
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
 }

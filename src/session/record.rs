@@ -16,10 +16,10 @@ pub struct SessionRecord {
     pub sid: Option<String>,
     /// The user as `/userinfo` shows them.
     pub profile: Profile,
-    /// Unix seconds of login.
-    pub created_at: i64,
-    /// Unix seconds of the last idle-timer touch.
-    pub last_touch: i64,
+    /// Unix milliseconds of login.
+    pub created_at_ms: i64,
+    /// Unix milliseconds of the last idle-timer touch.
+    pub last_touch_ms: i64,
     /// Tokens from the provider.
     pub tokens: ProviderTokens,
 }
