@@ -117,9 +117,10 @@ impl ApiError {
 }
 
 /// The JSON shape of every error (SPEC 2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable UPPER_SNAKE code.
+    #[schema(value_type = String, example = "MISSING_PARAMETER")]
     pub error: &'static str,
     /// Text for people; never holds a secret.
     #[serde(rename = "errorMessage")]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod oidc;
+pub mod openapi;
 pub mod origin;
 pub mod pages;
 pub mod redirect;

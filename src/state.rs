@@ -56,6 +56,8 @@ pub struct AppState {
     pub flights: SingleFlight,
     /// Our key for `jwt` targets.
     pub signer: Signer,
+    /// `/openapi.json`, rendered once.
+    pub openapi: String,
     /// The one HTTP client for upstream calls (timeouts, no redirects).
     pub http: reqwest::Client,
 }
@@ -90,6 +92,7 @@ impl AppState {
             token_cache: TokenCache::new(store.clone(), prefix),
             flights: SingleFlight::new(store.clone()),
             signer: Signer::load(config.signing.key_file.as_deref())?,
+            openapi: crate::openapi::document(&public_base, &config.session.cookie_name),
             store,
             bearer: BearerVerifier::default(),
             providers,

@@ -459,7 +459,7 @@ pub struct SigningConfig {
 }
 
 /// How a target token travels to the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Transport {
     /// `Authorization: Bearer`.

@@ -8,14 +8,38 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 
 use crate::crypto;
-use crate::error::{ApiError, json_response};
+use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::read_form;
 use crate::oidc::logout_token::{self, CLOCK_SKEW_SECONDS};
 use crate::session::unix_now;
 use crate::state::AppState;
 use crate::store::KeyValueStore;
 
+/// The body of `POST /backchannel-logout`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LogoutTokenForm {
+    /// A Back-Channel Logout 1.0 logout token (JWT signed by a configured provider).
+    logout_token: String,
+}
+
+/// The answer of a successful back-channel logout.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Success {
+    /// Always true.
+    success: bool,
+}
+
 /// `POST /backchannel-logout` with form field `logout_token`.
+#[utoipa::path(post, path = "/backchannel-logout", tag = "provider",
+    request_body(content = LogoutTokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Every matching session ended (also when none matched)", body = Success),
+        (status = 400, description = "INVALID_LOGOUT_TOKEN", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody),
+        (status = 503, description = "SESSION_STORE_UNAVAILABLE", body = ErrorBody),
+    ))]
 pub async fn post_backchannel_logout(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -5,13 +5,26 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Params;
 use crate::oidc::{claims, flow};
 use crate::session::{SessionRecord, unix_now_ms};
 use crate::state::AppState;
 
 /// `GET /callback?code=…&state=…[&iss=…]` or `?error=…&state=…`
+#[utoipa::path(get, path = "/callback", tag = "browser",
+    params(
+        ("state" = String, Query, description = "The login's state (single use, 10 minutes)"),
+        ("code" = Option<String>, Query, description = "Authorization code"),
+        ("iss" = Option<String>, Query, description = "RFC 9207 issuer, checked when sent"),
+        ("error" = Option<String>, Query, description = "Provider error, e.g. access_denied"),
+    ),
+    responses(
+        (status = 302, description = "Session created (Set-Cookie ctIDENTITY); to the stored returnURL"),
+        (status = 400, description = "LOGIN_FAILED", body = ErrorBody),
+        (status = 502, description = "LOGIN_FAILED (provider unreachable)", body = ErrorBody),
+        (status = 503, description = "SESSION_STORE_UNAVAILABLE", body = ErrorBody),
+    ))]
 pub async fn get_callback(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     match callback(&state, &request).await {
         Ok(response) => response,

@@ -10,25 +10,38 @@ use serde::Serialize;
 use crate::error::json_response;
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct Health {
+/// Health of the service.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Store answers and every provider is discovered.
     ready: bool,
+    /// Each check: "ok" or the problem.
     checks: Checks,
 }
 
-#[derive(Serialize)]
-struct Checks {
+/// The individual checks.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checks {
+    /// "ok" or the problem.
     store: String,
+    /// Provider id → "ok" or the problem.
     providers: BTreeMap<String, String>,
 }
 
 /// `GET /health/live`: 200 while the process runs.
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "The process runs", body = Health)))]
 pub async fn get_live(state: web::Data<AppState>) -> HttpResponse {
     let health = health(&state).await;
     json_response(StatusCode::OK, &health)
 }
 
 /// `GET /health/ready`: 200 when the store answers and every provider is discovered.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready", body = Health),
+    ))]
 pub async fn get_ready(state: web::Data<AppState>) -> HttpResponse {
     let health = health(&state).await;
     let status = if health.ready {

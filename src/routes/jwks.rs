@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, web};
 use crate::state::AppState;
 
 /// `GET /.well-known/jwks.json`
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "frontend",
+    responses((status = 200, description = "JWK Set (RFC 7517) of the key jwt target tokens are signed with", content_type = "application/json")))]
 pub async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((

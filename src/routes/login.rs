@@ -5,7 +5,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Params;
 use crate::oidc::flow::{self, LoginHints};
 use crate::pages::ProviderChoice;
@@ -13,6 +13,20 @@ use crate::redirect::ReturnUrl;
 use crate::state::{AppState, PENDING_TTL};
 
 /// `GET /login?returnURL=…[&provider=…][&prompt=…][&login_hint=…]`
+#[utoipa::path(get, path = "/login", tag = "browser",
+    params(
+        ("returnURL" = String, Query, description = "Where to send the browser after login (redirect policy applies)"),
+        ("provider" = Option<String>, Query, description = "Provider id; with several providers and none, an HTML chooser"),
+        ("prompt" = Option<String>, Query, description = "Passed to the provider"),
+        ("login_hint" = Option<String>, Query, description = "Passed to the provider"),
+    ),
+    responses(
+        (status = 302, description = "To the provider's authorization endpoint (code flow, PKCE S256, state, nonce)"),
+        (status = 200, description = "Provider chooser (HTML)", content_type = "text/html"),
+        (status = 400, description = "MISSING_PARAMETER, REDIRECT_NOT_ALLOWED, UNKNOWN_PROVIDER", body = ErrorBody),
+        (status = 502, description = "PROVIDER_UNAVAILABLE", body = ErrorBody),
+        (status = 503, description = "SESSION_STORE_UNAVAILABLE", body = ErrorBody),
+    ))]
 pub async fn get_login(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     match login(&state, &request).await {
         Ok(response) => response,

@@ -9,21 +9,32 @@ use serde::Serialize;
 use url::Url;
 
 use crate::crypto;
-use crate::error::{ApiError, json_response};
+use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::Params;
 use crate::pages::wants_html;
 use crate::redirect::ReturnUrl;
 use crate::session::LoadedSession;
 use crate::state::{AppState, PENDING_TTL};
 
-#[derive(Serialize)]
-struct LogoutAnswer {
+/// Answer of a logout without `returnURL`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LogoutAnswer {
+    /// Always true.
     success: bool,
+    /// The provider's end-session URL, for the frontend to navigate to.
     #[serde(rename = "endSessionURL", skip_serializing_if = "Option::is_none")]
     end_session_url: Option<String>,
 }
 
 /// `GET /logout[?returnURL=…]`
+#[utoipa::path(get, path = "/logout", tag = "browser",
+    params(("returnURL" = Option<String>, Query, description = "Where to go afterwards (redirect policy applies)")),
+    responses(
+        (status = 200, description = "Logged out (no returnURL)", body = LogoutAnswer),
+        (status = 302, description = "To the provider's end_session_endpoint (RP-initiated logout) or straight to returnURL"),
+        (status = 400, description = "REDIRECT_NOT_ALLOWED", body = ErrorBody),
+        (status = 503, description = "SESSION_STORE_UNAVAILABLE", body = ErrorBody),
+    ))]
 pub async fn get_logout(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     match logout(&state, &request).await {
         Ok(response) => response,
@@ -32,6 +43,12 @@ pub async fn get_logout(state: web::Data<AppState>, request: HttpRequest) -> Htt
 }
 
 /// `GET /logout/callback?state=…`: the provider's `post_logout_redirect_uri`.
+#[utoipa::path(get, path = "/logout/callback", tag = "browser",
+    params(("state" = Option<String>, Query, description = "The logout's state")),
+    responses(
+        (status = 302, description = "To the returnURL given to /logout"),
+        (status = 200, description = "Signed-out page (HTML) or {\"success\": true} for an unknown state", body = LogoutAnswer),
+    ))]
 pub async fn get_logout_callback(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     let params = Params::parse(request.query_string());
     let return_url = match params.get("state") {

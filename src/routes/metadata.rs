@@ -7,21 +7,31 @@ use serde::Serialize;
 use crate::error::json_response;
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct Metadata<'a> {
+/// The service and its providers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Metadata<'a> {
+    /// `identity-service`.
     name: &'static str,
+    /// The service version.
     version: &'static str,
+    /// Configured providers.
     providers: Vec<ProviderEntry<'a>>,
 }
 
-#[derive(Serialize)]
-struct ProviderEntry<'a> {
+/// One provider.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProviderEntry<'a> {
+    /// Provider id.
     id: &'a str,
+    /// Display name.
     name: &'a str,
+    /// The provider's issuer.
     url: String,
 }
 
 /// `GET /metadata`
+#[utoipa::path(get, path = "/metadata", tag = "frontend",
+    responses((status = 200, description = "Service name, version and providers", body = Metadata)))]
 pub async fn get_metadata(state: web::Data<AppState>) -> HttpResponse {
     let providers = state
         .providers

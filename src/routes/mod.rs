@@ -1,13 +1,13 @@
 //! The route table: one thin module per endpoint family.
 
-mod backchannel;
-mod callback;
-mod health;
-mod jwks;
-mod login;
-mod logout;
-mod metadata;
-mod token;
+pub mod backchannel;
+pub mod callback;
+pub mod health;
+pub mod jwks;
+pub mod login;
+pub mod logout;
+pub mod metadata;
+pub mod token;
 pub mod userinfo;
 
 use actix_web::{HttpResponse, web};
@@ -30,6 +30,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/token").route(web::post().to(token::post_token)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(jwks::get_jwks)))
         .service(resource("/metadata").route(web::get().to(metadata::get_metadata)))
+        .service(resource("/openapi.json").route(web::get().to(crate::openapi::get_openapi)))
         .service(resource("/health/live").route(web::get().to(health::get_live)))
         .service(resource("/health/ready").route(web::get().to(health::get_ready)));
 }

@@ -8,37 +8,63 @@ use serde::Serialize;
 
 use crate::caller::Caller;
 use crate::config::Transport;
-use crate::error::{ApiError, json_response};
+use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{Params, read_form};
 use crate::routes::userinfo::rfc3339;
 use crate::state::AppState;
 use crate::targets::{issue_token, parse_requested};
 
-#[derive(Serialize)]
-struct TargetList<'a> {
+/// The targets a caller may get tokens for.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TargetList<'a> {
+    /// Configured target URLs.
     targets: Vec<&'a str>,
 }
 
-#[derive(Serialize)]
-struct TokenAnswer<'a> {
-    token: TokenValue,
-    #[serde(rename = "acceptedBy")]
-    accepted_by: [AcceptedBy<'a>; 1],
+/// The body of `POST /token`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    /// The downstream URL a token is wanted for.
+    target: String,
 }
 
-#[derive(Serialize)]
-struct TokenValue {
+/// A token for a target (Identity Services API shape).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenAnswer<'a> {
+    /// The token.
+    token: TokenValue,
+    /// How the target accepts it.
+    #[serde(rename = "acceptedBy")]
+    accepted_by: Vec<AcceptedBy<'a>>,
+}
+
+/// A token and its expiry.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenValue {
+    /// The token.
     value: String,
+    /// Expiry, RFC 3339 UTC.
     expires: String,
 }
 
-#[derive(Serialize)]
-struct AcceptedBy<'a> {
+/// One way a target accepts the token.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AcceptedBy<'a> {
+    /// BEARER, TOKEN_PARAMETER, ACCESS_TOKEN_PARAMETER.
     #[serde(rename = "transportAs")]
     transport_as: &'a [Transport],
 }
 
 /// `GET /token-targets[?check=true]`
+#[utoipa::path(get, path = "/token-targets", tag = "frontend",
+    params(("check" = Option<String>, Query, description = "true or 1: answer 200 instead of 401 when not logged in")),
+    responses(
+        (status = 200, description = "The targets this caller may use (or, with check, the UNAUTHORIZED body)", body = TargetList),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 503, description = "SESSION_STORE_UNAVAILABLE", body = ErrorBody),
+    ),
+    security(("cookie" = []), ("bearer" = [])))]
 pub async fn get_token_targets(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     let caller = match Caller::identify(&state, &request).await {
         Ok(Some(caller)) => caller,
@@ -61,6 +87,19 @@ pub async fn get_token_targets(state: web::Data<AppState>, request: HttpRequest)
 }
 
 /// `POST /token` with form field `target`.
+#[utoipa::path(post, path = "/token", tag = "frontend",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    params(("X-Requested-With" = Option<String>, Header, description = "Required with cookie auth unless Origin is ours or allowed")),
+    responses(
+        (status = 200, description = "A token for the target", body = TokenAnswer),
+        (status = 400, description = "MISSING_PARAMETER, INVALID_PARAMETER", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 403, description = "TARGET_NOT_ALLOWED, FORBIDDEN (cross-site)", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody),
+        (status = 502, description = "TOKEN_UNAVAILABLE", body = ErrorBody),
+        (status = 503, description = "SESSION_STORE_UNAVAILABLE", body = ErrorBody),
+    ),
+    security(("cookie" = []), ("bearer" = [])))]
 pub async fn post_token(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -103,7 +142,7 @@ pub async fn post_token(
                 value: token.value,
                 expires: rfc3339(token.expires_at),
             },
-            accepted_by: [AcceptedBy {
+            accepted_by: vec![AcceptedBy {
                 transport_as: &target.config.transport,
             }],
         },

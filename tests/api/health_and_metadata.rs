@@ -78,3 +78,37 @@ async fn unknown_routes_and_methods_answer_json_errors() {
     let response = app.client.post(app.url("/userinfo")).send().await.unwrap();
     assert_error(response, 405, "METHOD_NOT_ALLOWED").await;
 }
+
+#[tokio::test]
+async fn openapi_documents_every_endpoint() {
+    let app = spawn_app().await;
+    let response = app.get("/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let document: serde_json::Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(document["servers"][0]["url"], app.address.as_str());
+    let paths = document["paths"].as_object().unwrap();
+    for path in [
+        "/login",
+        "/callback",
+        "/logout",
+        "/logout/callback",
+        "/userinfo",
+        "/token-targets",
+        "/token",
+        "/backchannel-logout",
+        "/metadata",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/.well-known/jwks.json",
+        "/openapi.json",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} is missing from /openapi.json"
+        );
+    }
+    assert!(document["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(document["paths"]["/token"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"].is_object());
+}
