@@ -17,12 +17,20 @@ use super::{KeyValueStore, StoreError, ttl_millis};
 const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
 
 /// An in-memory [`KeyValueStore`]. Cloning shares the same map.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Sizes only: the values are sessions.
+        f.debug_struct("MemoryStore")
+            .field("entries", &self.inner.map.len())
+            .finish()
+    }
+}
+
 struct Inner {
     map: DashMap<String, Entry>,
     /// Origin of `next_sweep_ms`.
@@ -41,13 +49,11 @@ impl Default for Inner {
     }
 }
 
-#[derive(Debug)]
 struct Entry {
     data: Data,
     expires_at: Instant,
 }
 
-#[derive(Debug)]
 enum Data {
     Bytes(Vec<u8>),
     Set(HashSet<String>),
@@ -285,4 +291,46 @@ fn duration_ms(duration: Duration) -> u64 {
 /// Same condition as Redis' `WRONGTYPE`: a value command on a set or the reverse.
 fn wrong_type() -> StoreError {
     StoreError::Unavailable("wrong kind of value for this operation".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_sweep_out_expired_entries() {
+        let store = MemoryStore::new();
+        for n in 0..100 {
+            let key = format!("k{n}");
+            store
+                .set(&key, b"v", Duration::from_millis(1))
+                .await
+                .unwrap();
+            store
+                .index_add(&format!("i{n}"), "m", Duration::from_millis(1))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.inner.map.len(), 200);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        store.inner.next_sweep_ms.store(0, Ordering::Relaxed);
+        store
+            .set("kept", b"v", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(store.inner.map.len(), 1);
+        // And not again before the interval is over.
+        store
+            .set("short", b"v", Duration::from_millis(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        store
+            .set("other", b"v", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(store.inner.map.len(), 3);
+    }
 }

@@ -64,7 +64,7 @@ pub trait KeyValueStore: Send + Sync + 'static {
     fn take(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
     /// Removes `keys` (values or indexes); the number that existed (`DEL`). In a
-    /// Redis cluster all keys of one call must share a slot (hash tags).
+    /// Redis cluster, keys in different slots are deleted slot by slot (not atomically).
     fn delete(&self, keys: &[String]) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Adds `member` to the set `index` and makes the set live at least `ttl` from

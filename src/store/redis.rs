@@ -4,13 +4,15 @@
 //! connection errors, so a failover is followed).
 //!
 //! SPEC section 7 ("Redis down") shapes it: connecting never waits for Redis (the
-//! connection is made and remade in the background), every call gives up after
-//! [`CALL_DEADLINE`], reconnect backoff is capped at about a second, and a watcher
-//! task pings every second so recovery does not wait for traffic. The hot path
-//! (`get`) is one command on the shared connection: no lock, no extra round trip.
+//! connection is made and remade in the background) and every call gives up after
+//! [`CALL_DEADLINE`]. A watcher task pings every second; once a call or a ping finds
+//! Redis unreachable (standalone and sentinel), calls fail at once instead of each
+//! waiting for a timeout, and the watcher alone retries, backing off from 100 ms to
+//! 500 ms, until a ping answers. The hot path (`get`) is one atomic load and one
+//! command on the shared connection: no lock, no extra round trip.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -20,30 +22,37 @@ use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    Client, Cmd, ConnectionInfo, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline,
-    RedisError, RedisFuture, RedisResult, Script, ScriptInvocation, ServerErrorKind, Value,
+    Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue, IntoConnectionInfo,
+    Pipeline, RedisError, RedisFuture, RedisResult, Script, ScriptInvocation, ServerErrorKind,
+    Value,
 };
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tokio::time::{Instant, timeout};
 
 use super::{KeyValueStore, StoreError, ttl_millis};
 
 /// Each connection attempt gives up after this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Each command gives up after this.
+/// Cluster: each command to a node gives up after this (the cluster client retries
+/// within [`CALL_DEADLINE`]). Standalone and sentinel connections have no timeout of
+/// their own: [`CALL_DEADLINE`] bounds the whole call, one timer instead of two.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Outer bound on a whole call, waiting for a reconnect included (SPEC: 503 within 2 s).
 const CALL_DEADLINE: Duration = Duration::from_millis(1500);
-/// First delay between reconnect attempts; it doubles (with jitter) up to the next.
-const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
-/// Longest delay between reconnect attempts.
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
-/// Attempts in one reconnect round; the next call or watcher ping starts another.
-const RECONNECT_ATTEMPTS: usize = 6;
+/// Connection attempts per reconnect round beyond the first: none, because the
+/// watcher paces the rounds (see [`PROBE_MIN`]) and calls must not queue behind them.
+const RECONNECT_RETRIES: usize = 0;
+/// First pause between pings while Redis is unreachable; it doubles up to the next.
+const PROBE_MIN: Duration = Duration::from_millis(100);
+/// Longest pause between pings while Redis is unreachable.
+const PROBE_MAX: Duration = Duration::from_millis(500);
+/// Cluster: longest wait between the client's own retries (milliseconds).
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
 /// The kernel drops a connection whose sent data stays unacknowledged this long, so a
 /// vanished host (no RST) turns into a reconnect instead of endless timeouts.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often the watcher pings.
+/// How often the watcher pings while Redis answers.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// The watcher asks the sentinels for the master every this many pings even when
 /// all is well (a failover can leave the old master reachable, as a replica).
@@ -72,7 +81,7 @@ static DELETE_IF_VALUE: LazyLock<Script> = LazyLock::new(|| {
 /// A [`KeyValueStore`] on Redis. Cloning is cheap and shares the connection.
 #[derive(Clone)]
 pub struct RedisStore {
-    backend: Backend,
+    link: Link,
     _watcher: Arc<Watcher>,
 }
 
@@ -80,7 +89,7 @@ impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL (and its password) is deliberately not kept.
         f.debug_struct("RedisStore")
-            .field("kind", &self.backend.kind())
+            .field("kind", &self.link.backend.kind())
             .finish()
     }
 }
@@ -113,7 +122,7 @@ impl RedisStore {
                     .response_timeout(RESPONSE_TIMEOUT)
                     .retries(3)
                     .min_retry_wait(50)
-                    .max_retry_wait(duration_ms(RECONNECT_MAX_DELAY))
+                    .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
                     .tcp_settings(tcp_settings())
                     .build()
                     .map_err(|_| unavailable("invalid redis cluster URL"))?;
@@ -145,9 +154,16 @@ impl RedisStore {
                 }))
             }
         };
-        let watcher = runtime.spawn(watch(backend.clone())).abort_handle();
-        Ok(Self {
+        // A cluster client handles its nodes one by one: one node down must not
+        // fail calls for the others, so it never fails fast.
+        let fail_fast = !matches!(backend, Backend::Cluster(_));
+        let link = Link {
+            health: Arc::new(Health::new(backend.kind(), fail_fast)),
             backend,
+        };
+        let watcher = runtime.spawn(watch(link.clone())).abort_handle();
+        Ok(Self {
+            link,
             _watcher: Arc::new(Watcher(watcher)),
         })
     }
@@ -157,13 +173,13 @@ impl KeyValueStore for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut cmd = Cmd::with_capacity(2, key.len() + 3);
         cmd.arg("GET").arg(key);
-        self.backend.query(&cmd).await
+        self.link.query(&cmd).await
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value).arg("PX").arg(ttl_millis(ttl));
-        self.backend.query(&cmd).await
+        self.link.query(&cmd).await
     }
 
     async fn replace(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
@@ -173,7 +189,7 @@ impl KeyValueStore for RedisStore {
             .arg("XX")
             .arg("PX")
             .arg(ttl_millis(ttl));
-        let reply: Value = self.backend.query(&cmd).await?;
+        let reply: Value = self.link.query(&cmd).await?;
         Ok(reply != Value::Nil)
     }
 
@@ -189,14 +205,14 @@ impl KeyValueStore for RedisStore {
             .arg("NX")
             .arg("PX")
             .arg(ttl_millis(ttl));
-        let reply: Value = self.backend.query(&cmd).await?;
+        let reply: Value = self.link.query(&cmd).await?;
         Ok(reply != Value::Nil)
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut cmd = redis::cmd("GETDEL");
         cmd.arg(key);
-        self.backend.query(&cmd).await
+        self.link.query(&cmd).await
     }
 
     async fn delete(&self, keys: &[String]) -> Result<u64, StoreError> {
@@ -205,7 +221,7 @@ impl KeyValueStore for RedisStore {
         }
         let mut cmd = redis::cmd("DEL");
         cmd.arg(keys);
-        self.backend.query(&cmd).await
+        self.link.query(&cmd).await
     }
 
     async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -216,19 +232,19 @@ impl KeyValueStore for RedisStore {
         pipe.cmd("SADD").arg(index).arg(member).ignore();
         pipe.cmd("PEXPIRE").arg(index).arg(ttl).arg("NX").ignore();
         pipe.cmd("PEXPIRE").arg(index).arg(ttl).arg("GT").ignore();
-        self.backend.query_pipeline(&pipe).await
+        self.link.query_pipeline(&pipe).await
     }
 
     async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError> {
         let mut cmd = redis::cmd("SMEMBERS");
         cmd.arg(index);
-        self.backend.query(&cmd).await
+        self.link.query(&cmd).await
     }
 
     async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SREM");
         cmd.arg(index).arg(member);
-        self.backend.query(&cmd).await
+        self.link.query(&cmd).await
     }
 
     async fn renew_if_value(
@@ -239,19 +255,19 @@ impl KeyValueStore for RedisStore {
     ) -> Result<bool, StoreError> {
         let mut invocation = RENEW_IF_VALUE.key(key);
         invocation.arg(value).arg(ttl_millis(ttl));
-        let renewed: i64 = self.backend.invoke(&invocation).await?;
+        let renewed: i64 = self.link.invoke(&invocation).await?;
         Ok(renewed == 1)
     }
 
     async fn delete_if_value(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
         let mut invocation = DELETE_IF_VALUE.key(key);
         invocation.arg(value);
-        let deleted: i64 = self.backend.invoke(&invocation).await?;
+        let deleted: i64 = self.link.invoke(&invocation).await?;
         Ok(deleted == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.backend.query(&redis::cmd("PING")).await
+        self.link.query(&redis::cmd("PING")).await
     }
 }
 
@@ -280,15 +296,41 @@ impl Backend {
             Self::Sentinel(sentinel) => sentinel.connection(),
         }
     }
+}
 
+/// The backend and what is known about its health; shared by calls and the watcher.
+#[derive(Clone)]
+struct Link {
+    backend: Backend,
+    health: Arc<Health>,
+}
+
+/// Who asks: a call fails fast while Redis is known down; the watcher's ping goes
+/// through, since it is what finds out Redis is back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Call,
+    Watcher,
+}
+
+impl Link {
     /// One command, one round trip.
     async fn query<T: FromRedisValue + Send>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.health.admit()?;
+        self.command(cmd, Caller::Call).await
+    }
+
+    async fn command<T: FromRedisValue + Send>(
+        &self,
+        cmd: &Cmd,
+        caller: Caller,
+    ) -> Result<T, StoreError> {
         let call = async {
-            let mut connection = self.connection()?;
+            let mut connection = self.backend.connection()?;
             let reply = connection.send(cmd).await?;
             Ok(redis::from_redis_value(reply.extract_error()?)?)
         };
-        self.finish(timeout(CALL_DEADLINE, call).await)
+        self.finish(timeout(CALL_DEADLINE, call).await, caller)
     }
 
     /// One pipeline, one round trip (in a cluster its keys must share a slot).
@@ -296,11 +338,12 @@ impl Backend {
         &self,
         pipe: &Pipeline,
     ) -> Result<T, StoreError> {
+        self.health.admit()?;
         let call = async {
-            let mut connection = self.connection()?;
+            let mut connection = self.backend.connection()?;
             pipe.query_async(&mut connection).await
         };
-        self.finish(timeout(CALL_DEADLINE, call).await)
+        self.finish(timeout(CALL_DEADLINE, call).await, Caller::Call)
     }
 
     /// A Lua script by hash; loaded first if Redis does not know it (after a restart).
@@ -308,34 +351,92 @@ impl Backend {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
+        self.health.admit()?;
         let call = async {
-            let mut connection = self.connection()?;
+            let mut connection = self.backend.connection()?;
             invocation.invoke_async(&mut connection).await
         };
-        self.finish(timeout(CALL_DEADLINE, call).await)
+        self.finish(timeout(CALL_DEADLINE, call).await, Caller::Call)
     }
 
     fn finish<T>(
         &self,
         outcome: Result<RedisResult<T>, tokio::time::error::Elapsed>,
+        caller: Caller,
     ) -> Result<T, StoreError> {
-        match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
-                if let Self::Sentinel(sentinel) = self
-                    && master_may_have_moved(&error)
-                {
-                    sentinel.look_up_soon();
-                }
-                Err(unavailable(&describe(&error)))
-            }
-            Err(_) => {
-                if let Self::Sentinel(sentinel) = self {
-                    sentinel.look_up_soon();
-                }
-                Err(unavailable("no answer in time"))
-            }
+        let (cause, unreachable, moved) = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => (
+                describe(&error),
+                connection_failed(&error),
+                master_may_have_moved(&error),
+            ),
+            Err(_) => ("no answer in time".to_owned(), true, true),
+        };
+        if moved && let Backend::Sentinel(sentinel) = &self.backend {
+            sentinel.look_up_soon();
         }
+        if unreachable {
+            self.health.mark_down(&cause, caller == Caller::Call);
+        }
+        Err(StoreError::Unavailable(cause))
+    }
+}
+
+/// Whether Redis is known to be unreachable, and since when.
+struct Health {
+    kind: &'static str,
+    fail_fast: bool,
+    down: AtomicBool,
+    epoch: Instant,
+    down_since_ms: AtomicU64,
+    /// Wakes the watcher when a call finds Redis unreachable.
+    wake: Notify,
+}
+
+impl Health {
+    fn new(kind: &'static str, fail_fast: bool) -> Self {
+        Self {
+            kind,
+            fail_fast,
+            down: AtomicBool::new(false),
+            epoch: Instant::now(),
+            down_since_ms: AtomicU64::new(0),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Fails at once while Redis is known down (instead of waiting for a timeout).
+    fn admit(&self) -> Result<(), StoreError> {
+        if self.fail_fast && self.down.load(Ordering::Relaxed) {
+            return Err(unavailable("not connected; reconnecting in the background"));
+        }
+        Ok(())
+    }
+
+    fn mark_down(&self, cause: &str, wake_watcher: bool) {
+        if self.down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let now_ms = duration_ms(self.epoch.elapsed());
+        self.down_since_ms.store(now_ms, Ordering::Relaxed);
+        tracing::warn!(
+            kind = self.kind,
+            cause,
+            "redis store unreachable; reconnecting in the background"
+        );
+        if wake_watcher {
+            self.wake.notify_one();
+        }
+    }
+
+    fn mark_up(&self) {
+        if !self.down.load(Ordering::Relaxed) || !self.down.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let since = Duration::from_millis(self.down_since_ms.load(Ordering::Relaxed));
+        let down_for = self.epoch.elapsed().saturating_sub(since);
+        tracing::info!(kind = self.kind, ?down_for, "redis store reachable again");
     }
 }
 
@@ -473,6 +574,22 @@ fn master_may_have_moved(error: &RedisError) -> bool {
         )
 }
 
+/// Errors that mean Redis cannot be reached (as opposed to one lost connection,
+/// which the connection manager replaces, or an error reply).
+fn connection_failed(error: &RedisError) -> bool {
+    if error.is_connection_refusal() || error.is_timeout() {
+        return true;
+    }
+    if error.is_connection_dropped() {
+        return false;
+    }
+    error.is_io_error()
+        || matches!(
+            error.kind(),
+            ErrorKind::ClusterConnectionNotFound | ErrorKind::MasterNameNotFoundBySentinel
+        )
+}
+
 /// Stops the watcher when the last clone of the store is dropped.
 struct Watcher(AbortHandle);
 
@@ -482,41 +599,49 @@ impl Drop for Watcher {
     }
 }
 
-/// Pings every [`WATCH_INTERVAL`]: starts the first connection at once, keeps a
-/// reconnect going while Redis is down (so the first request after it returns
-/// finds a connection), follows sentinel failovers, and logs up/down changes once.
-async fn watch(backend: Backend) {
-    let mut ticker = tokio::time::interval(WATCH_INTERVAL);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut reachable: Option<bool> = None;
-    let mut down_since = Instant::now();
-    let mut ticks: u32 = 0;
+/// Pings every [`WATCH_INTERVAL`] while Redis answers, and every [`PROBE_MIN`]..
+/// [`PROBE_MAX`] while it does not (each failed ping starts one reconnect attempt):
+/// it makes the first connection at once, notices an outage and the recovery
+/// without waiting for traffic, and asks the sentinels for the master now and then.
+async fn watch(link: Link) {
     let ping = redis::cmd("PING");
+    let mut retry = PROBE_MIN;
+    let mut connected = false;
+    let mut ticks: u32 = 0;
     loop {
-        ticker.tick().await;
-        if let Backend::Sentinel(sentinel) = &backend
+        if let Backend::Sentinel(sentinel) = &link.backend
             && ticks % SENTINEL_REFRESH_TICKS == 0
         {
             sentinel.look_up_soon();
         }
         ticks = ticks.wrapping_add(1);
-        match backend.query::<()>(&ping).await {
-            Ok(()) if reachable == Some(false) => {
-                let down_for = down_since.elapsed();
-                tracing::info!(
-                    kind = backend.kind(),
-                    ?down_for,
-                    "redis store reachable again"
-                );
-                reachable = Some(true);
+        let mut outcome = link.command::<()>(&ping, Caller::Watcher).await;
+        if outcome.is_err() {
+            // The failure started a reconnect (or found a lost connection): the second
+            // ping sees how that went instead of a stale error.
+            outcome = link.command::<()>(&ping, Caller::Watcher).await;
+        }
+        let pause = match outcome {
+            Ok(()) => {
+                if !connected {
+                    tracing::info!(kind = link.backend.kind(), "redis store connected");
+                    connected = true;
+                }
+                link.health.mark_up();
+                retry = PROBE_MIN;
+                WATCH_INTERVAL
             }
-            Ok(()) => reachable = Some(true),
-            Err(error) if reachable != Some(false) => {
-                tracing::warn!(kind = backend.kind(), %error, "redis store unreachable; reconnecting in the background");
-                reachable = Some(false);
-                down_since = Instant::now();
+            Err(StoreError::Unavailable(cause)) => {
+                // Whatever the cause, calls would fail too: let them fail fast.
+                link.health.mark_down(&cause, false);
+                let pause = retry;
+                retry = (retry * 2).min(PROBE_MAX);
+                pause
             }
-            Err(_) => {}
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = link.health.wake.notified() => {}
         }
     }
 }
@@ -524,16 +649,15 @@ async fn watch(backend: Backend) {
 fn manager_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_min_delay(RECONNECT_MIN_DELAY)
-        .set_max_delay(RECONNECT_MAX_DELAY)
-        .set_number_of_retries(RECONNECT_ATTEMPTS)
+        .set_response_timeout(None)
+        .set_number_of_retries(RECONNECT_RETRIES)
 }
 
+/// Nagle stays on (the redis default): with many requests in flight on one
+/// connection it batches them into fewer packets (measured: ~15% less CPU per GET
+/// than with `TCP_NODELAY`); a lone request still leaves at once.
 fn tcp_settings() -> TcpSettings {
-    TcpSettings::default()
-        .set_nodelay(true)
-        .set_user_timeout(TCP_USER_TIMEOUT)
+    TcpSettings::default().set_user_timeout(TCP_USER_TIMEOUT)
 }
 
 /// What a URL asks for.
@@ -656,7 +780,13 @@ impl<'a> MultiHost<'a> {
 }
 
 fn node_info(url: &str) -> RedisResult<ConnectionInfo> {
-    Ok(url.into_connection_info()?.set_tcp_settings(tcp_settings()))
+    let info = url.into_connection_info()?;
+    if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+        // redis builds its rustls config from the process-wide crypto provider and
+        // panics without one; `main` installs the same one, so this is a no-op there.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+    Ok(info.set_tcp_settings(tcp_settings()))
 }
 
 /// Whether `host` ends in `:port` (`[::1]:26379` yes, `::1` or `name` no).
@@ -694,4 +824,81 @@ fn unavailable(cause: &str) -> StoreError {
 
 fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn addresses(nodes: &[ConnectionInfo]) -> Vec<String> {
+        nodes.iter().map(|node| node.addr().to_string()).collect()
+    }
+
+    #[test]
+    fn a_cluster_url_lists_every_node_with_the_shared_credentials() {
+        let Ok(Target::Cluster(nodes)) = parse("redis+cluster://u:p%40ss@h1:7000,h2:7001") else {
+            panic!("not a cluster");
+        };
+        assert_eq!(addresses(&nodes), ["h1:7000", "h2:7001"]);
+        for node in &nodes {
+            assert_eq!(node.redis_settings().username(), Some("u"));
+            assert_eq!(node.redis_settings().password(), Some("p@ss"));
+        }
+    }
+
+    #[test]
+    fn a_sentinel_url_names_sentinels_master_and_the_masters_credentials_and_db() {
+        let Ok(Target::Sentinel {
+            sentinels,
+            master_name,
+            master,
+        }) = parse("redis+sentinel://:pw@s1:5000,s2,[::1]:5002/mymaster/3")
+        else {
+            panic!("not a sentinel URL");
+        };
+        assert_eq!(addresses(&sentinels), ["s1:5000", "s2:26379", "::1:5002"]);
+        assert!(
+            sentinels
+                .iter()
+                .all(|s| s.redis_settings().password().is_none())
+        );
+        assert_eq!(master_name, "mymaster");
+        assert_eq!(master.password(), Some("pw"));
+        assert_eq!(master.db(), 3);
+    }
+
+    #[test]
+    fn a_plain_url_is_parsed_by_redis_itself() {
+        let Ok(Target::Standalone(info)) = parse("rediss://u:pw@cache.example:6380/2") else {
+            panic!("not standalone");
+        };
+        assert_eq!(info.addr().to_string(), "cache.example:6380");
+        assert_eq!(info.redis_settings().db(), 2);
+        assert_eq!(info.tcp_settings().user_timeout(), Some(TCP_USER_TIMEOUT));
+    }
+
+    #[test]
+    fn ports_are_recognised_on_names_and_bracketed_ipv6_only() {
+        assert!(has_port("host:1"));
+        assert!(has_port("[::1]:26379"));
+        assert!(!has_port("host"));
+        assert!(!has_port("[::1]"));
+        assert!(!has_port("host:"));
+    }
+
+    #[test]
+    fn causes_name_the_failure_without_the_servers_message() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(describe(&refused), "connection refused");
+        assert!(connection_failed(&refused));
+        let lost = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert_eq!(describe(&lost), "connection lost");
+        assert!(!connection_failed(&lost));
+        let timed_out = RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(connection_failed(&timed_out));
+        let parse = RedisError::from((ErrorKind::Parse, "bad", "secret-value".to_owned()));
+        assert!(!describe(&parse).contains("secret"));
+    }
 }
