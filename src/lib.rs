@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod observed_store;
 pub mod oidc;
 pub mod openapi;
 pub mod origin;

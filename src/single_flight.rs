@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::crypto;
 use crate::error::ApiError;
-use crate::store::{AnyStore, KeyValueStore};
+use crate::observed_store::ObservedStore;
+use crate::store::KeyValueStore;
 
 /// How long a lock lives without renewal (a crashed holder frees it this fast).
 const LOCK_TTL: Duration = Duration::from_secs(5);
@@ -19,12 +20,12 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(100);
 /// Runs upstream calls at most once at a time per lock key, over all instances.
 #[derive(Clone)]
 pub struct SingleFlight {
-    store: AnyStore,
+    store: ObservedStore,
 }
 
 impl SingleFlight {
     /// Locks live in `store`.
-    pub fn new(store: AnyStore) -> Self {
+    pub fn new(store: ObservedStore) -> Self {
         Self { store }
     }
 

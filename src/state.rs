@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::cookies::CookieSettings;
 use crate::metrics::Metrics;
+use crate::observed_store::ObservedStore;
 use crate::oidc::ProviderRegistry;
 use crate::oidc::bearer::BearerVerifier;
 use crate::origin::OriginPolicy;
@@ -45,7 +46,7 @@ pub struct AppState {
     /// Our metrics.
     pub metrics: Metrics,
     /// The key-value store (for replay guards and caches beyond sessions).
-    pub store: AnyStore,
+    pub store: ObservedStore,
     /// Bearer token checks and the introspection cache.
     pub bearer: BearerVerifier,
     /// Token targets.
@@ -66,6 +67,7 @@ impl AppState {
     /// Builds the state from configuration, a store and the metrics.
     pub fn new(config: Config, store: AnyStore, metrics: Metrics) -> Result<Self, String> {
         let config = Arc::new(config);
+        let store = ObservedStore::new(store, metrics.store_errors.clone());
         let public_url = config.server.public_url.as_str().trim_end_matches('/');
         let public_base = format!("{public_url}{}", config.server.base_path);
         let prefix = &config.session.key_prefix;

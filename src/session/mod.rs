@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use crate::crypto;
 use crate::error::ApiError;
-use crate::store::{AnyStore, KeyValueStore};
+use crate::observed_store::ObservedStore;
+use crate::store::KeyValueStore;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
@@ -40,7 +41,7 @@ pub struct LoadedSession {
 /// Creates, loads and ends sessions.
 #[derive(Clone)]
 pub struct SessionService {
-    store: AnyStore,
+    store: ObservedStore,
     prefix: String,
     idle_timeout_ms: i64,
     max_lifetime_ms: i64,
@@ -50,7 +51,7 @@ pub struct SessionService {
 impl SessionService {
     /// A service over `store`, keys under `prefix`.
     pub fn new(
-        store: AnyStore,
+        store: ObservedStore,
         prefix: &str,
         idle_timeout: Duration,
         max_lifetime: Duration,

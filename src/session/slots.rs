@@ -9,19 +9,20 @@ use serde::de::DeserializeOwned;
 
 use crate::crypto;
 use crate::error::ApiError;
-use crate::store::{AnyStore, KeyValueStore};
+use crate::observed_store::ObservedStore;
+use crate::store::KeyValueStore;
 
 /// One kind of single-use record (e.g. pending logins).
 #[derive(Clone)]
 pub struct SealedSlots {
-    store: AnyStore,
+    store: ObservedStore,
     prefix: String,
     kind: &'static str,
 }
 
 impl SealedSlots {
     /// Records of `kind` under `prefix`.
-    pub fn new(store: AnyStore, prefix: &str, kind: &'static str) -> Self {
+    pub fn new(store: ObservedStore, prefix: &str, kind: &'static str) -> Self {
         Self {
             store,
             prefix: prefix.to_owned(),

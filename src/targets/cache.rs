@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto;
 use crate::error::ApiError;
-use crate::store::{AnyStore, KeyValueStore};
+use crate::observed_store::ObservedStore;
+use crate::store::KeyValueStore;
 
 /// Renew at most this long before expiry (less for short-lived tokens).
 const MAX_RENEW_MARGIN_SECONDS: i64 = 30;
@@ -48,13 +49,13 @@ pub struct CacheSlot {
 /// Sealed token cache over the store.
 #[derive(Clone)]
 pub struct TokenCache {
-    store: AnyStore,
+    store: ObservedStore,
     prefix: String,
 }
 
 impl TokenCache {
     /// A cache under `prefix`.
-    pub fn new(store: AnyStore, prefix: &str) -> Self {
+    pub fn new(store: ObservedStore, prefix: &str) -> Self {
         Self {
             store,
             prefix: prefix.to_owned(),

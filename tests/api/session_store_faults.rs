@@ -47,6 +47,13 @@ async fn redis_down_answers_503_quickly_and_the_service_recovers_by_itself() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let errors = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("identity_session_store_errors_total "))
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(errors >= 3.0, "store errors are counted: {errors}");
     // Redis kept nothing, so the user logs in again, and that works.
     app.login(&TestUser::alice()).await;
     assert_eq!(app.userinfo().await["authenticated"], true);

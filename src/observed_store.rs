@@ -1,0 +1,89 @@
+//! The store as the service uses it: any [`KeyValueStore`] with every failed call counted
+//! in `identity_session_store_errors_total`.
+
+use std::time::Duration;
+
+use prometheus::IntCounter;
+
+use crate::store::{AnyStore, KeyValueStore, StoreError};
+
+/// A store whose failures are counted.
+#[derive(Clone)]
+pub struct ObservedStore {
+    inner: AnyStore,
+    errors: IntCounter,
+}
+
+impl ObservedStore {
+    /// Counts the failures of `inner` in `errors`.
+    pub fn new(inner: AnyStore, errors: IntCounter) -> Self {
+        Self { inner, errors }
+    }
+
+    fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.errors.inc();
+        }
+        result
+    }
+}
+
+impl KeyValueStore for ObservedStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.observe(self.inner.get(key).await)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.observe(self.inner.set(key, value, ttl).await)
+    }
+
+    async fn replace(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.observe(self.inner.replace(key, value, ttl).await)
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.observe(self.inner.set_if_absent(key, value, ttl).await)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.observe(self.inner.take(key).await)
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<u64, StoreError> {
+        self.observe(self.inner.delete(keys).await)
+    }
+
+    async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.observe(self.inner.index_add(index, member, ttl).await)
+    }
+
+    async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        self.observe(self.inner.index_members(index).await)
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        self.observe(self.inner.index_remove(index, member).await)
+    }
+
+    async fn renew_if_value(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.observe(self.inner.renew_if_value(key, value, ttl).await)
+    }
+
+    async fn delete_if_value(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        self.observe(self.inner.delete_if_value(key, value).await)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.observe(self.inner.ping().await)
+    }
+}
