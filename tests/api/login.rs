@@ -403,3 +403,40 @@ async fn an_id_token_with_azp_naming_us_and_several_audiences_is_accepted() {
     app.login(&TestUser::alice()).await;
     assert_eq!(app.userinfo().await["authenticated"], true);
 }
+
+#[tokio::test]
+async fn templates_dir_overrides_the_built_in_pages() {
+    let dir = std::env::temp_dir().join(format!(
+        "identity-templates-{}",
+        identity_service::crypto::random_token::<6>().unwrap()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("error.html"),
+        "<p>Custom page: {{ code }} / {{ message }}</p>",
+    )
+    .unwrap();
+    let op = FakeOp::start().await;
+    let text = crate::helpers::config_text(&op, 0, &AppOptions::default()).replace(
+        "[server]\n",
+        &format!("[server]\ntemplates_dir = \"{}\"\n", dir.display()),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let config = crate::helpers::load_config_text(&text).unwrap();
+    let application = identity_service::startup::Application::build_with_listener(config, listener)
+        .await
+        .unwrap();
+    tokio::spawn(application.run_until_stopped());
+    let response = browser()
+        .get(format!("http://127.0.0.1:{port}/login"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Custom page: MISSING_PARAMETER"), "{page}");
+    let _ = std::fs::remove_dir_all(dir);
+}
