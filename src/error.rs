@@ -165,6 +165,15 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// Text from outside (a provider's error code, a provider id) made safe to echo in a
+/// message: ASCII letters, digits, `_`, `-` and `.`, at most 64 characters.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(64)
+        .collect()
+}
+
 /// A JSON response with our content type and `Cache-Control: no-store`.
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     match serde_json::to_vec(body) {

@@ -9,10 +9,9 @@ use std::time::Duration;
 use dashmap::DashMap;
 use serde_json::{Map, Value};
 
-use super::client_auth::JWT_BEARER_ASSERTION;
 use super::jwt::{self, audience_contains, numeric_date};
+use super::token_endpoint::{TokenClient, authenticated_post};
 use super::{Provider, ProviderRegistry};
-use crate::config::ClientAuth;
 use crate::crypto;
 use crate::oidc::claims::map_profile;
 use crate::oidc::flow::jwt_payload;
@@ -152,39 +151,17 @@ async fn introspect(
         .clone()
         .ok_or("the provider has no introspection endpoint")?;
     let config = &provider.config;
-    let mut form = vec![
+    let client = TokenClient {
+        client_id: &config.client_id,
+        auth: &config.client_auth,
+        key: provider.client_key.as_ref(),
+    };
+    let form = vec![
         ("token", token.to_owned()),
         ("token_type_hint", "access_token".to_owned()),
     ];
-    let mut request = http.post(endpoint.clone());
-    match &config.client_auth {
-        ClientAuth::ClientSecretBasic { secret } => {
-            request = request.basic_auth(
-                form_encode(&config.client_id),
-                Some(form_encode(secret.expose())),
-            );
-        }
-        ClientAuth::ClientSecretPost { secret } => {
-            form.push(("client_id", config.client_id.clone()));
-            form.push(("client_secret", secret.expose().to_owned()));
-        }
-        ClientAuth::PrivateKeyJwt { .. } => {
-            let key = provider
-                .client_key
-                .as_ref()
-                .ok_or("the client key is not loaded")?;
-            let assertion = key
-                .assertion(&config.client_id, endpoint.as_str())
-                .map_err(|_| "the client assertion could not be signed")?;
-            form.push(("client_id", config.client_id.clone()));
-            form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_owned()));
-            form.push(("client_assertion", assertion));
-        }
-        ClientAuth::None => form.push(("client_id", config.client_id.clone())),
-    }
-    let response = request
-        .form(&form)
-        .header(reqwest::header::ACCEPT, "application/json")
+    let response = authenticated_post(http, &endpoint, &client, form)
+        .map_err(|_| "the client assertion could not be signed")?
         .timeout(Duration::from_secs(5))
         .send()
         .await
@@ -236,9 +213,4 @@ fn identity(
         expires_at,
         token: token.to_owned(),
     })
-}
-
-/// RFC 6749 section 2.3.1: client id and secret are form-encoded before HTTP Basic.
-pub fn form_encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

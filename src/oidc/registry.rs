@@ -6,7 +6,7 @@ use openidconnect::RedirectUrl;
 
 use super::Provider;
 use crate::config::ProviderConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, printable};
 
 /// The configured providers in configuration order.
 #[derive(Clone)]
@@ -65,12 +65,4 @@ impl ProviderRegistry {
             tokio::spawn(provider.clone().load_until_ready(http.clone()));
         }
     }
-}
-
-/// User input echoed in a message: short and harmless.
-fn printable(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(64)
-        .collect()
 }

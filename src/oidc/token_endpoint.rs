@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use super::bearer::form_encode;
 use super::client_auth::{ClientKey, JWT_BEARER_ASSERTION};
 use crate::config::ClientAuth;
+use crate::error::printable;
 
 /// How long a token endpoint may take.
 const TOKEN_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,34 +72,9 @@ pub async fn request_token(
     http: &reqwest::Client,
     token_url: &Url,
     client: &TokenClient<'_>,
-    mut form: Vec<(&'static str, String)>,
+    form: Vec<(&'static str, String)>,
 ) -> Result<TokenAnswer, TokenError> {
-    let mut request = http.post(token_url.clone());
-    match client.auth {
-        ClientAuth::ClientSecretBasic { secret } => {
-            request = request.basic_auth(
-                form_encode(client.client_id),
-                Some(form_encode(secret.expose())),
-            );
-        }
-        ClientAuth::ClientSecretPost { secret } => {
-            form.push(("client_id", client.client_id.to_owned()));
-            form.push(("client_secret", secret.expose().to_owned()));
-        }
-        ClientAuth::PrivateKeyJwt { .. } => {
-            let key = client.key.ok_or(TokenError::Assertion)?;
-            let assertion = key
-                .assertion(client.client_id, token_url.as_str())
-                .map_err(|_| TokenError::Assertion)?;
-            form.push(("client_id", client.client_id.to_owned()));
-            form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_owned()));
-            form.push(("client_assertion", assertion));
-        }
-        ClientAuth::None => form.push(("client_id", client.client_id.to_owned())),
-    }
-    let response = request
-        .form(&form)
-        .header(reqwest::header::ACCEPT, "application/json")
+    let response = authenticated_post(http, token_url, client, form)?
         .timeout(TOKEN_ENDPOINT_TIMEOUT)
         .send()
         .await
@@ -121,10 +96,43 @@ pub async fn request_token(
     })
 }
 
-/// OAuth error codes are ASCII words; anything else is cut out before it reaches a message.
-fn printable(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .take(64)
-        .collect()
+/// A form POST to `endpoint` (token or introspection) carrying `client`'s authentication
+/// (RFC 6749 section 2.3, RFC 7523 section 2.2 for `private_key_jwt`).
+pub fn authenticated_post(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    client: &TokenClient<'_>,
+    mut form: Vec<(&'static str, String)>,
+) -> Result<reqwest::RequestBuilder, TokenError> {
+    let mut request = http.post(endpoint.clone());
+    match client.auth {
+        ClientAuth::ClientSecretBasic { secret } => {
+            request = request.basic_auth(
+                form_encode(client.client_id),
+                Some(form_encode(secret.expose())),
+            );
+        }
+        ClientAuth::ClientSecretPost { secret } => {
+            form.push(("client_id", client.client_id.to_owned()));
+            form.push(("client_secret", secret.expose().to_owned()));
+        }
+        ClientAuth::PrivateKeyJwt { .. } => {
+            let key = client.key.ok_or(TokenError::Assertion)?;
+            let assertion = key
+                .assertion(client.client_id, endpoint.as_str())
+                .map_err(|_| TokenError::Assertion)?;
+            form.push(("client_id", client.client_id.to_owned()));
+            form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_owned()));
+            form.push(("client_assertion", assertion));
+        }
+        ClientAuth::None => form.push(("client_id", client.client_id.to_owned())),
+    }
+    Ok(request
+        .form(&form)
+        .header(reqwest::header::ACCEPT, "application/json"))
+}
+
+/// RFC 6749 section 2.3.1: client id and secret are form-encoded before HTTP Basic.
+pub fn form_encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

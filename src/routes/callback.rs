@@ -5,7 +5,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::crypto;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, printable};
 use crate::extract::Params;
 use crate::oidc::{claims, flow};
 use crate::session::{SessionRecord, unix_now_ms};
@@ -107,12 +107,4 @@ async fn callback(state: &AppState, request: &HttpRequest) -> Result<HttpRespons
         .insert_header((LOCATION, pending.return_url.as_str()))
         .cookie(state.cookies.session(&ticket))
         .finish())
-}
-
-/// Provider error codes are ASCII words; anything else is cut out of the message.
-fn printable(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .take(64)
-        .collect()
 }

@@ -2,9 +2,7 @@
 //! every malformed, forged or replayed token is 400 INVALID_LOGOUT_TOKEN.
 
 use crate::fake_op::{FakeOp, LogoutTokenSpec, SigningKeyChoice, TestUser};
-use crate::helpers::{
-    AppOptions, TestApp, assert_error, browser, spawn_app, spawn_app_for, unique_prefix,
-};
+use crate::helpers::{TestApp, assert_error, browser, spawn_app, spawn_two_instances};
 
 async fn post_logout_token(app: &TestApp, token: &str) -> reqwest::Response {
     reqwest::Client::new()
@@ -86,23 +84,7 @@ async fn a_sub_only_token_ends_every_session_of_that_user() {
 #[tokio::test]
 async fn a_logout_on_one_instance_ends_the_session_on_the_other() {
     let op = FakeOp::start().await;
-    let prefix = unique_prefix();
-    let a = spawn_app_for(
-        &op,
-        AppOptions {
-            prefix: prefix.clone(),
-            ..AppOptions::default()
-        },
-    )
-    .await;
-    let b = spawn_app_for(
-        &op,
-        AppOptions {
-            prefix,
-            ..AppOptions::default()
-        },
-    )
-    .await;
+    let (a, b) = spawn_two_instances(&op, "").await;
     let client = browser();
     a.login_with(&client, &TestUser::alice()).await;
     let sid = op.sid_of_last_login().unwrap();

@@ -171,6 +171,32 @@ pub async fn spawn_app_for(op: &FakeOp, options: AppOptions) -> TestApp {
     app
 }
 
+/// Two instances behind one (imagined) load balancer: one provider, one Redis prefix,
+/// one public URL; `tail` is extra TOML for both.
+pub async fn spawn_two_instances(op: &FakeOp, tail: &str) -> (TestApp, TestApp) {
+    let prefix = unique_prefix();
+    let a = spawn_app_for(
+        op,
+        AppOptions {
+            tail: tail.to_owned(),
+            prefix: prefix.clone(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let b = spawn_app_for(
+        op,
+        AppOptions {
+            tail: tail.to_owned(),
+            prefix,
+            public_url: Some(a.address.clone()),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    (a, b)
+}
+
 /// Loads configuration from TOML text (through a temporary file, as the binary would).
 pub fn load_config_text(text: &str) -> Result<config::Config, String> {
     let path = temp_file("toml", text);

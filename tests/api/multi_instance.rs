@@ -1,30 +1,11 @@
 //! Two instances sharing one Redis behave as one.
 
 use crate::fake_op::{FakeOp, TestUser};
-use crate::helpers::{APP_URL, AppOptions, location, spawn_app_for, unique_prefix};
+use crate::helpers::{APP_URL, location, spawn_two_instances};
 
-/// Two instances behind one (imagined) load balancer: same Redis prefix, same public URL.
 async fn two_instances() -> (crate::helpers::TestApp, crate::helpers::TestApp) {
     let op = FakeOp::start().await;
-    let prefix = unique_prefix();
-    let a = spawn_app_for(
-        &op,
-        AppOptions {
-            prefix: prefix.clone(),
-            ..AppOptions::default()
-        },
-    )
-    .await;
-    let b = spawn_app_for(
-        &op,
-        AppOptions {
-            prefix,
-            public_url: Some(a.address.clone()),
-            ..AppOptions::default()
-        },
-    )
-    .await;
-    (a, b)
+    spawn_two_instances(&op, "").await
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::fake_op::{FakeOp, TestUser};
-use crate::helpers::{AppOptions, TestApp, assert_error, spawn_app_for, unique_prefix};
+use crate::helpers::{AppOptions, TestApp, assert_error, spawn_app_for, spawn_two_instances};
 use crate::targets::post_token;
 
 const ACCESS_TOKEN_TARGET: &str =
@@ -77,26 +77,7 @@ async fn two_instances_refresh_once() {
     let op = FakeOp::start().await;
     op.set_rotate_refresh_tokens(true);
     op.set_access_token_ttl(1);
-    let prefix = unique_prefix();
-    let a = spawn_app_for(
-        &op,
-        AppOptions {
-            tail: ACCESS_TOKEN_TARGET.to_owned(),
-            prefix: prefix.clone(),
-            ..AppOptions::default()
-        },
-    )
-    .await;
-    let b = spawn_app_for(
-        &op,
-        AppOptions {
-            tail: ACCESS_TOKEN_TARGET.to_owned(),
-            prefix,
-            public_url: Some(a.address.clone()),
-            ..AppOptions::default()
-        },
-    )
-    .await;
+    let (a, b) = spawn_two_instances(&op, ACCESS_TOKEN_TARGET).await;
     let client = crate::helpers::browser();
     a.login_with(&client, &TestUser::alice()).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::fake_op::{CLIENT_RSA_PUBLIC_PEM, ClientAuthMethod, FakeOp, TestUser, fixture_path};
-use crate::helpers::{AppOptions, TestApp, assert_error, spawn_app_for, unique_prefix};
+use crate::helpers::{AppOptions, TestApp, assert_error, spawn_app_for, spawn_two_instances};
 use crate::targets::post_token;
 
 /// The claims of a JWT (no verification; the tests check the signature separately).
@@ -333,25 +333,9 @@ async fn two_instances_share_one_upstream_call() {
     let op = FakeOp::start().await;
     op.add_client("service-a", Some("service-a-secret"));
     op.set_token_delay(300);
-    let prefix = unique_prefix();
-    let tail = client_credentials_target(&op, "client_secret = \"service-a-secret\"");
-    let a = spawn_app_for(
+    let (a, b) = spawn_two_instances(
         &op,
-        AppOptions {
-            tail: tail.clone(),
-            prefix: prefix.clone(),
-            ..AppOptions::default()
-        },
-    )
-    .await;
-    let b = spawn_app_for(
-        &op,
-        AppOptions {
-            tail,
-            prefix,
-            public_url: Some(a.address.clone()),
-            ..AppOptions::default()
-        },
+        &client_credentials_target(&op, "client_secret = \"service-a-secret\""),
     )
     .await;
     let client = crate::helpers::browser();
