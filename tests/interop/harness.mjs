@@ -44,12 +44,13 @@ export const USERS = {
 };
 
 // Every request of the tests says `Connection: close`: a stopping service (actix) otherwise
-// waits for our idle keep-alive connections to time out (about 5 s) before it exits.
+// waits for our idle keep-alive connections to time out (about 5 s) before it exits. And
+// none waits forever: a hung peer is a failure after 30 s, not a hung test run.
 const plainFetch = globalThis.fetch;
 globalThis.fetch = (input, init = {}) => {
   const headers = new Headers(init.headers);
   headers.set('connection', 'close');
-  return plainFetch(input, { ...init, headers });
+  return plainFetch(input, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30000) });
 };
 
 const children = new Set();
@@ -138,7 +139,7 @@ async function waitFor(what, child, probe, timeoutMs) {
       throw new Error(`${what} exited early (${JSON.stringify(child.exited)}):\n${child.lastLines()}`);
     }
     try {
-      const outcome = await probe();
+      const outcome = await probe(AbortSignal.timeout(2000));
       if (outcome === true) return;
       last = outcome;
     } catch (error) {
@@ -173,13 +174,13 @@ export async function startOp({ port, serviceUrl, demoPort = null, env = {}, dir
   const child = new Child(name, process.execPath, [path.join(REPO, 'dev', 'op', 'server.mjs')], {
     env: childEnv, cwd: path.join(REPO, 'dev', 'op'), logFile: path.join(dir, `${name}.log`),
   });
-  await waitFor(`${name} (dev/op)`, child, async () => {
-    const res = await fetch(`${issuer}/.well-known/openid-configuration`);
+  await waitFor(`${name} (dev/op)`, child, async (signal) => {
+    const res = await fetch(`${issuer}/.well-known/openid-configuration`, { signal });
     return res.status === 200 || `discovery ${res.status}`;
   }, 15000);
   if (demoPort !== null) {
-    await waitFor(`${name} demo`, child, async () => {
-      const res = await fetch(`http://127.0.0.1:${demoPort}/config.js`);
+    await waitFor(`${name} demo`, child, async (signal) => {
+      const res = await fetch(`http://127.0.0.1:${demoPort}/config.js`, { signal });
       return res.status === 200 || `demo ${res.status}`;
     }, 5000);
   }
@@ -265,8 +266,8 @@ export async function startService({ port, dir = tempDir(), name = 'service', co
     env, cwd: REPO, logFile: path.join(dir, `${name}.log`),
   });
   const url = `http://127.0.0.1:${servicePort}`;
-  await waitFor(`${name} (identity-service)`, child, async () => {
-    const res = await fetch(`${url}/health/ready`);
+  await waitFor(`${name} (identity-service)`, child, async (signal) => {
+    const res = await fetch(`${url}/health/ready`, { signal });
     const body = await res.text();
     return res.status === 200 || `ready ${res.status} ${body}`;
   }, 20000);
