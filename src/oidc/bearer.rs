@@ -115,7 +115,20 @@ async fn verify_jwt(
     token: &str,
 ) -> Result<BearerIdentity, &'static str> {
     let verified = jwt::verify_signature(provider, http, token).await?;
+    // An ID token is no access token (RFC 9068 section 4, OIDC Core 2): its `aud` is our
+    // client id, which is also the default bearer audience, and it travels in URLs as
+    // `id_token_hint`. Refuse other explicit types, a `nonce`, and Keycloak's `typ: ID`.
+    if let Some(typ) = &verified.header.typ
+        && !["at+jwt", "application/at+jwt", "JWT"]
+            .iter()
+            .any(|allowed| typ.eq_ignore_ascii_case(allowed))
+    {
+        return Err("its typ header is not that of an access token");
+    }
     let claims = verified.claims;
+    if claims.contains_key("nonce") || claims.get("typ").and_then(Value::as_str) == Some("ID") {
+        return Err("it is an ID token, not an access token");
+    }
     let now = unix_now();
     if claims.get("iss").and_then(Value::as_str) != Some(provider.issuer().as_str()) {
         return Err("the iss claim does not name the provider");

@@ -159,3 +159,47 @@ async fn inactive_or_foreign_audience_introspection_answers_are_401() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_id_token_is_not_accepted_as_a_bearer_token() {
+    let app = bearer_app("").await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({"iss": app.op.issuer(), "sub": "x", "aud": "identity", "exp": now + 300, "iat": now, "nonce": "n"});
+    let id_token = app
+        .op
+        .sign(claims, SigningKeyChoice::Current, serde_json::Value::Null);
+    assert_error(
+        userinfo_with_token(&app, &id_token).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let keycloak_style = app.op.sign(
+        serde_json::json!({"iss": app.op.issuer(), "sub": "x", "aud": "identity", "exp": now + 300, "typ": "ID"}),
+        SigningKeyChoice::Current,
+        serde_json::Value::Null,
+    );
+    assert_error(
+        userinfo_with_token(&app, &keycloak_style).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let logout_typed = app.op.sign(
+        serde_json::json!({"iss": app.op.issuer(), "sub": "x", "aud": "identity", "exp": now + 300}),
+        SigningKeyChoice::Current,
+        serde_json::json!({"typ": "logout+jwt"}),
+    );
+    assert_error(
+        userinfo_with_token(&app, &logout_typed).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let access_typed = app.op.sign(
+        serde_json::json!({"iss": app.op.issuer(), "sub": "x", "aud": "identity", "exp": now + 300}),
+        SigningKeyChoice::Current,
+        serde_json::json!({"typ": "at+jwt"}),
+    );
+    assert_eq!(userinfo_with_token(&app, &access_typed).await.status(), 200);
+}
