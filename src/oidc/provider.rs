@@ -30,6 +30,10 @@ pub type OidcClient = CoreClient<
 /// A flood of tokens with unknown `kid`s may cause at most one JWKS fetch per interval.
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
+/// A new login trusts discovery this recent; older, the provider is asked again first, so
+/// a provider that went down answers `PROVIDER_UNAVAILABLE` instead of a dead redirect.
+pub const LOGIN_FRESHNESS: Duration = Duration::from_secs(1);
+
 /// What discovery told us about a provider.
 pub struct Discovered {
     /// The issuer exactly as the provider spells it.
@@ -73,6 +77,8 @@ pub struct Provider {
     discovered: RwLock<Option<Arc<Discovered>>>,
     last_problem: RwLock<String>,
     last_jwks_fetch: Mutex<Option<Instant>>,
+    last_success: Mutex<Option<Instant>>,
+    login_probe: tokio::sync::Mutex<()>,
 }
 
 impl Provider {
@@ -90,6 +96,8 @@ impl Provider {
             discovered: RwLock::new(None),
             last_problem: RwLock::new("discovery not loaded yet".to_owned()),
             last_jwks_fetch: Mutex::new(None),
+            last_success: Mutex::new(None),
+            login_probe: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -133,6 +141,34 @@ impl Provider {
             .map_err(|_| ApiError::ProviderUnavailable(self.config.id.clone()))
     }
 
+    /// The discovered provider for a new login: confirmed reachable within
+    /// [`LOGIN_FRESHNESS`] (one probe at a time), else `PROVIDER_UNAVAILABLE`.
+    pub async fn discovered_for_login(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<Arc<Discovered>, ApiError> {
+        if let Some(discovered) = self.fresh() {
+            return Ok(discovered);
+        }
+        let _probe = self.login_probe.lock().await;
+        if let Some(discovered) = self.fresh() {
+            return Ok(discovered);
+        }
+        self.load(http)
+            .await
+            .map_err(|_| ApiError::ProviderUnavailable(self.config.id.clone()))
+    }
+
+    fn fresh(&self) -> Option<Arc<Discovered>> {
+        let recent = self
+            .last_success
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < LOGIN_FRESHNESS);
+        if recent { self.current() } else { None }
+    }
+
     /// Fetches discovery and keys and installs them.
     pub async fn load(&self, http: &reqwest::Client) -> Result<Arc<Discovered>, String> {
         match self.fetch(http).await {
@@ -140,6 +176,9 @@ impl Provider {
                 let discovered = Arc::new(discovered);
                 if let Ok(mut slot) = self.discovered.write() {
                     *slot = Some(discovered.clone());
+                }
+                if let Ok(mut at) = self.last_success.lock() {
+                    *at = Some(Instant::now());
                 }
                 Ok(discovered)
             }

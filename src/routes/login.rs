@@ -53,7 +53,7 @@ async fn login(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, 
             .pages
             .choose_provider(&choices(state, raw_return_url, &hints)));
     };
-    let discovered = provider.discovered(&state.http).await?;
+    let discovered = provider.discovered_for_login(&state.http).await?;
     let binding = match state.cookies.login_binding(request) {
         Some(binding) => binding,
         None => crypto::random_token::<16>().map_err(|_| ApiError::Internal)?,

@@ -440,3 +440,25 @@ async fn templates_dir_overrides_the_built_in_pages() {
     assert!(page.contains("Custom page: MISSING_PARAMETER"), "{page}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_provider_that_goes_down_after_discovery_makes_login_answer_provider_unavailable() {
+    let app = spawn_app().await;
+    app.login(&TestUser::alice()).await;
+    app.op.set_unavailable(true);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = app
+        .get(&format!("/login?returnURL={}", urlencode(APP_URL)))
+        .await;
+    assert_error(response, 502, "PROVIDER_UNAVAILABLE").await;
+    // Existing sessions keep working.
+    assert_eq!(app.userinfo().await["authenticated"], true);
+    app.op.set_unavailable(false);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        app.get(&format!("/login?returnURL={}", urlencode(APP_URL)))
+            .await
+            .status(),
+        302
+    );
+}
