@@ -31,8 +31,18 @@ fn serve(config: config::Config) -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     telemetry::init();
     let result = actix_web::rt::System::new().block_on(async move {
+        // Listen for SIGTERM/SIGINT before the port opens: actix installs its own handlers
+        // only once the server runs, and a signal in between would kill the process.
+        let stop_signal =
+            stop_signal().map_err(|error| format!("cannot listen for signals: {error}"))?;
         let application = Application::build(config).await?;
         tracing::info!(port = application.port(), "identity-service listening");
+        let handle = application.handle();
+        actix_web::rt::spawn(async move {
+            stop_signal.await;
+            tracing::info!("stopping: finishing in-flight requests");
+            handle.stop(true).await;
+        });
         application
             .run_until_stopped()
             .await
@@ -45,4 +55,17 @@ fn serve(config: config::Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Resolves at the first SIGTERM or SIGINT; the listeners exist from the call on.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }

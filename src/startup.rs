@@ -95,6 +95,11 @@ impl Application {
         self.port
     }
 
+    /// A handle that stops the server (gracefully with `stop(true)`).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
