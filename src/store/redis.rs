@@ -610,7 +610,7 @@ async fn watch(link: Link) {
     let mut ticks: u32 = 0;
     loop {
         if let Backend::Sentinel(sentinel) = &link.backend
-            && ticks % SENTINEL_REFRESH_TICKS == 0
+            && ticks.is_multiple_of(SENTINEL_REFRESH_TICKS)
         {
             sentinel.look_up_soon();
         }
