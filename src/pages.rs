@@ -2,6 +2,7 @@
 //! minijinja from the built-in templates, each overridable from `server.templates_dir`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use actix_web::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -23,9 +24,10 @@ const BUILT_IN: [(&str, &str); 4] = [
     ),
 ];
 
-/// The template environment.
+/// The template environment (shared by all workers).
+#[derive(Clone)]
 pub struct Pages {
-    environment: Environment<'static>,
+    environment: Arc<Environment<'static>>,
 }
 
 /// One entry of the provider chooser.
@@ -53,7 +55,9 @@ impl Pages {
                 .add_template_owned(name, source)
                 .map_err(|error| format!("template {name}: {error}"))?;
         }
-        Ok(Self { environment })
+        Ok(Self {
+            environment: Arc::new(environment),
+        })
     }
 
     /// The provider chooser page.

@@ -54,6 +54,7 @@ impl Application {
         let registry = prometheus::Registry::new();
         let metrics = Metrics::register(&registry).map_err(|error| error.to_string())?;
         let base_path = config.server.base_path.clone();
+        let config_store_kind = config.session.store;
         let workers = config.server.workers;
         let state = AppState::new(config, store, metrics)?;
         state.providers.start_discovery(&state.http);
@@ -64,6 +65,10 @@ impl Application {
             .build()
             .map_err(|error| format!("cannot set up metrics: {error}"))?;
         let cors_origins = state.cors_origins.clone();
+        let worker_redis_url = match config_store_kind {
+            StoreKind::Redis => Some(state.config.session.redis_url.clone()),
+            StoreKind::Memory => None,
+        };
         let state = web::Data::new(state);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -71,7 +76,7 @@ impl Application {
                 .wrap_fn(strip_credentials_without_origin)
                 .wrap(prometheus.clone())
                 .wrap(TracingLogger::<RedactedRootSpan>::new())
-                .app_data(state.clone())
+                .app_data(worker_state(&state, worker_redis_url.as_deref()))
                 .app_data(extract::payload_config())
                 .app_data(extract::form_config())
                 .app_data(extract::json_config())
@@ -103,6 +108,22 @@ impl Application {
     /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// The state a worker serves with: its own Redis connection (made on the worker's own
+/// runtime, so its I/O stays on that thread), everything else shared. The memory store
+/// is shared by all workers.
+fn worker_state(shared: &web::Data<AppState>, redis_url: Option<&str>) -> web::Data<AppState> {
+    let Some(url) = redis_url else {
+        return shared.clone();
+    };
+    match RedisStore::connect(url) {
+        Ok(store) => web::Data::new(shared.with_store(AnyStore::Redis(store))),
+        Err(error) => {
+            tracing::warn!(%error, "no connection of its own for this worker; sharing one");
+            shared.clone()
+        }
     }
 }
 
