@@ -103,6 +103,19 @@ fn client_credentials_target(op: &FakeOp, auth: &str) -> String {
     )
 }
 
+/// A provider with the client `service-a`, and an app whose client_credentials target
+/// (`https://itron.example.com/`) uses it with client_secret_basic.
+async fn itron_app() -> (FakeOp, TestApp) {
+    let op = FakeOp::start().await;
+    op.add_client("service-a", Some("service-a-secret"));
+    let app = app_with(
+        &op,
+        &client_credentials_target(&op, "client_secret = \"service-a-secret\""),
+    )
+    .await;
+    (op, app)
+}
+
 #[tokio::test]
 async fn client_credentials_with_client_secret_basic() {
     let op = FakeOp::start().await;
@@ -171,13 +184,7 @@ async fn client_credentials_with_private_key_jwt() {
 
 #[tokio::test]
 async fn service_tokens_are_shared_by_callers_and_cached() {
-    let op = FakeOp::start().await;
-    op.add_client("service-a", Some("service-a-secret"));
-    let app = app_with(
-        &op,
-        &client_credentials_target(&op, "client_secret = \"service-a-secret\""),
-    )
-    .await;
+    let (op, app) = itron_app().await;
     app.login(&TestUser::alice()).await;
     let first = token_value(&app, "https://itron.example.com/").await;
     let bob = crate::helpers::browser();
@@ -235,13 +242,7 @@ async fn password_grant_for_a_technical_account() {
 
 #[tokio::test]
 async fn an_upstream_failure_is_502_token_unavailable_with_the_upstream_code() {
-    let op = FakeOp::start().await;
-    op.add_client("service-a", Some("service-a-secret"));
-    let app = app_with(
-        &op,
-        &client_credentials_target(&op, "client_secret = \"service-a-secret\""),
-    )
-    .await;
+    let (op, app) = itron_app().await;
     app.login(&TestUser::alice()).await;
     op.fail_token_endpoint(Some((400, "invalid_scope")));
     let body = assert_error(
@@ -373,13 +374,7 @@ async fn fifty_concurrent_exchanges_for_one_session_make_one_upstream_call() {
 
 #[tokio::test]
 async fn cached_tokens_are_sealed_in_redis() {
-    let op = FakeOp::start().await;
-    op.add_client("service-a", Some("service-a-secret"));
-    let app = app_with(
-        &op,
-        &client_credentials_target(&op, "client_secret = \"service-a-secret\""),
-    )
-    .await;
+    let (_op, app) = itron_app().await;
     app.login(&TestUser::alice()).await;
     let token = token_value(&app, "https://itron.example.com/").await;
     let mut redis = redis::Client::open(crate::helpers::redis_url())
