@@ -67,9 +67,13 @@ pub async fn issue_token(
             let slot = state
                 .token_cache
                 .slot("service", target.url(), &target.service_secret);
-            let stale = state.token_cache.read(&slot).await?;
+            // One read serves both the common case (fresh) and the refresh token of a stale one.
+            let cached = state.token_cache.read(&slot).await?;
+            if let Some(token) = cached.as_ref().filter(|token| token.is_fresh(unix_now())) {
+                return Ok(token.clone().into());
+            }
             cached_or_fetched(state, &slot, async || {
-                fetch(state, caller, target, stale).await
+                fetch(state, caller, target, cached).await
             })
             .await
         }
