@@ -119,26 +119,11 @@ fn refuse_before_parsing(raw: &str, policy: &RedirectPolicy) -> Result<(), Redir
     if raw.len() > MAX_RETURN_URL_LEN {
         return Err(RedirectRefused::TooLong(raw.len()));
     }
-    if raw.contains('\\') {
-        return Err(RedirectRefused::Backslash);
-    }
-    if raw.chars().any(is_control_or_space) {
-        return Err(RedirectRefused::ControlOrSpace);
-    }
-    // Decoding once and looking again covers %5C, %00-%1F, %20, %7F in any hex case,
-    // and encoded UTF-8 controls or spaces too; bytes that are not UTF-8 become U+FFFD.
-    let decoded: Cow<'_, str> = percent_decode_str(raw).decode_utf8_lossy();
-    if decoded.chars().any(|c| c == '\\' || is_control_or_space(c)) {
-        return Err(RedirectRefused::EncodedControlOrSpace);
-    }
+    check_url_text(raw)?;
     match scheme_of(raw) {
         Some(scheme) => {
             if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
                 return Err(RedirectRefused::Scheme(echo(&scheme.to_ascii_lowercase())));
-            }
-            let after_scheme = raw.get(scheme.len() + 1..).unwrap_or_default();
-            if authority_has_user_info(after_scheme) {
-                return Err(RedirectRefused::UserInfo);
             }
         }
         None => {
@@ -153,13 +138,66 @@ fn refuse_before_parsing(raw: &str, policy: &RedirectPolicy) -> Result<(), Redir
     Ok(())
 }
 
+/// What SPEC section 4 refuses in the text of a URL before parsing it: forms that
+/// parsers disagree on, so that the `url` crate would read one host and another
+/// client (a browser, an HTTP library) another. Shared by `returnURL` and token targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeUrlText {
+    /// A raw backslash (`https://good\@evil`: WHATWG reads `\` as `/`, others do not).
+    #[error("a backslash")]
+    Backslash,
+    /// A raw control character, tab, newline or other whitespace (WHATWG drops some).
+    #[error("a control character or whitespace")]
+    ControlOrSpace,
+    /// A percent-encoded backslash, control character or whitespace (`%5C`, `%00`-`%1F`, `%20`, `%7F`, ...).
+    #[error("a percent-encoded backslash, control character or whitespace")]
+    EncodedControlOrSpace,
+    /// User info in the authority (`https://good@evil`), even an empty one.
+    #[error("user info")]
+    UserInfo,
+}
+
+/// Refuses the forms of [`UnsafeUrlText`] in `raw` (the already query-decoded value).
+pub fn check_url_text(raw: &str) -> Result<(), UnsafeUrlText> {
+    if raw.contains('\\') {
+        return Err(UnsafeUrlText::Backslash);
+    }
+    if raw.chars().any(is_control_or_space) {
+        return Err(UnsafeUrlText::ControlOrSpace);
+    }
+    // Decoding once and looking again covers %5C, %00-%1F, %20, %7F in any hex case,
+    // and encoded UTF-8 controls or spaces too; bytes that are not UTF-8 become U+FFFD.
+    let decoded: Cow<'_, str> = percent_decode_str(raw).decode_utf8_lossy();
+    if decoded.chars().any(|c| c == '\\' || is_control_or_space(c)) {
+        return Err(UnsafeUrlText::EncodedControlOrSpace);
+    }
+    if let Some(scheme) = scheme_of(raw) {
+        let after_scheme = raw.get(scheme.len() + 1..).unwrap_or_default();
+        if authority_has_user_info(after_scheme) {
+            return Err(UnsafeUrlText::UserInfo);
+        }
+    }
+    Ok(())
+}
+
+impl From<UnsafeUrlText> for RedirectRefused {
+    fn from(unsafe_text: UnsafeUrlText) -> Self {
+        match unsafe_text {
+            UnsafeUrlText::Backslash => Self::Backslash,
+            UnsafeUrlText::ControlOrSpace => Self::ControlOrSpace,
+            UnsafeUrlText::EncodedControlOrSpace => Self::EncodedControlOrSpace,
+            UnsafeUrlText::UserInfo => Self::UserInfo,
+        }
+    }
+}
+
 fn is_control_or_space(c: char) -> bool {
     c.is_control() || c.is_whitespace()
 }
 
 /// The scheme as the WHATWG scheme state sees it: an ASCII letter, then letters,
 /// digits, `+`, `-` or `.`, up to the first `:`. `None` means a relative input.
-fn scheme_of(raw: &str) -> Option<&str> {
+pub(crate) fn scheme_of(raw: &str) -> Option<&str> {
     let (candidate, _) = raw.split_once(':')?;
     let mut chars = candidate.chars();
     let first = chars.next()?;
@@ -689,5 +727,60 @@ mod tests {
             "corpus: {} lines, {accepted_count} accepted (same origin or allowed), the rest refused",
             lines.len()
         );
+    }
+
+    /// Pieces `returnURL` attacks are made of (see the public corpus), glued at random.
+    fn hostile_return_url() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("https://"),
+            Just("http://"),
+            Just("https:"),
+            Just("//"),
+            Just("/"),
+            Just("\\"),
+            Just("@"),
+            Just(":"),
+            Just("."),
+            Just("#"),
+            Just("?"),
+            Just("%2F"),
+            Just("%5C"),
+            Just("%09"),
+            Just("%2e"),
+            Just("%40"),
+            Just("\u{3002}"),
+            Just("javascript:"),
+            Just("www.whitelisteddomain.tld"),
+            Just("a.example.com"),
+            Just("example.com"),
+            Just("localhost:3000"),
+            Just("127.0.0.1:8080"),
+            Just("evil.com"),
+            Just("443"),
+        ]
+        .prop_map(str::to_owned);
+        let any_piece = prop_oneof![4 => piece, 1 => any::<String>()];
+        proptest::collection::vec(any_piece, 1..8).prop_map(|pieces| pieces.concat())
+    }
+
+    #[test]
+    fn accepted_return_urls_always_land_on_an_allowed_origin() {
+        use proptest::prelude::*;
+        let policy = default_policy();
+        let allowed = |url: &Url| {
+            url.origin() == policy.public_url.origin()
+                || policy.allowed_origins.allows(&url.origin())
+        };
+        proptest!(proptest::test_runner::Config::with_cases(4_000), |(raw in hostile_return_url())| {
+            if let Ok(accepted) = ReturnUrl::parse(&raw, &policy) {
+                // What a browser does with our Location: parse it absolutely.
+                let location = Url::parse(accepted.as_str()).unwrap();
+                prop_assert!(allowed(&location), "{raw:?} -> {accepted}");
+                prop_assert_eq!(&location, accepted.as_url());
+                prop_assert!(location.username().is_empty() && location.password().is_none());
+                prop_assert!(matches!(location.scheme(), "http" | "https"));
+            }
+        });
     }
 }

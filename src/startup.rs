@@ -81,7 +81,13 @@ impl Application {
                 .app_data(extract::form_config())
                 .app_data(extract::json_config())
                 .app_data(extract::query_config())
-                .service(web::scope(&base_path).configure(routes::configure))
+                .service(
+                    web::scope(&base_path)
+                        .wrap(actix_web::middleware::from_fn(
+                            extract::refuse_declared_large_bodies,
+                        ))
+                        .configure(routes::configure),
+                )
                 .default_service(web::to(routes::not_found))
         })
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);

@@ -6,7 +6,7 @@ mod slots;
 mod ticket;
 
 pub use record::{Profile, ProviderTokens, SessionRecord};
-pub use slots::SealedSlots;
+pub use slots::{PendingLoginRefused, PendingLogins, SealedSlots};
 pub use ticket::SessionTicket;
 
 use std::time::Duration;
