@@ -37,30 +37,54 @@ type Graph = BTreeMap<String, BTreeSet<String>>;
 
 /// The top-level modules `source` names (in `use` lines and inline `crate::` paths).
 fn named_modules(source: &str) -> BTreeSet<String> {
+    let code: String = source
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut names = BTreeSet::new();
-    for line in source.lines() {
-        let code = line.split("//").next().unwrap_or_default();
-        let mut rest = code;
-        while let Some(at) = rest.find("crate::") {
-            rest = rest.get(at + "crate::".len()..).unwrap_or_default();
-            let group = if let Some(inner) = rest.strip_prefix('{') {
-                inner.split('}').next().unwrap_or_default()
-            } else {
-                rest
-            };
-            for item in group.split(',') {
-                let name: String = item
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    names.insert(name);
-                }
-            }
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        rest = rest.get(at + "crate::".len()..).unwrap_or_default();
+        match rest.strip_prefix('{') {
+            Some(group) => names.extend(group_heads(group)),
+            None => names.extend(Some(identifier(rest)).filter(|name| !name.is_empty())),
         }
     }
     names
+}
+
+/// The identifier `text` starts with.
+fn identifier(text: &str) -> String {
+    text.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The first segment of each item of a `{a::b, c, d::{e, f}}` group (after its `{`).
+fn group_heads(group: &str) -> Vec<String> {
+    let mut heads = Vec::new();
+    let mut depth = 1;
+    let mut item_start = true;
+    for (at, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            ',' if depth == 1 => item_start = true,
+            c if item_start && depth == 1 && !c.is_whitespace() => {
+                heads.push(identifier(group.get(at..).unwrap_or_default()));
+                item_start = false;
+            }
+            _ => {}
+        }
+    }
+    heads.retain(|head| !head.is_empty());
+    heads
 }
 
 /// The import graph of `files` (path relative to `src/` → source).
@@ -194,9 +218,12 @@ fn an_oidc_file_that_imports_routes_is_refused() {
 
 #[test]
 fn inline_paths_and_groups_count_as_imports() {
-    let source = "use crate::{state::AppState, session};\nfn f(_: crate::targets::Target) {}\n// crate::startup in a comment is ignored\n";
+    let source = "use crate::{state::AppState, session};\nuse crate::oidc::{Provider, claims};\nuse crate::{\n    cookies::{Cookie, Names},\n    clock,\n};\nfn f(_: crate::targets::Target) {}\n// crate::startup in a comment is ignored\n";
     let names: Vec<String> = named_modules(source).into_iter().collect();
-    assert_eq!(names, ["session", "state", "targets"]);
+    assert_eq!(
+        names,
+        ["clock", "cookies", "oidc", "session", "state", "targets"]
+    );
 }
 
 #[test]
