@@ -11,12 +11,8 @@ use actix_web::cookie::{Cookie, SameSite as CookieSameSite, time::Duration as Co
 use crate::config::{SameSite, SessionConfig};
 use crate::session::SessionTicket;
 
-/// How long the login-binding cookie lives (as long as a pending login).
-const LOGIN_BINDING_SECONDS: i64 = 600;
-
-/// Longest login cookie value we set. Browsers keep a cookie of up to 4096 bytes of
-/// name, value and attributes together (RFC 6265 6.1); a longer one is dropped silently.
-pub const MAX_LOGIN_COOKIE_VALUE: usize = 3800;
+/// A login cookie's lifetime when the configured one does not fit (never in practice).
+const LOGIN_COOKIE_FALLBACK_SECONDS: i64 = 600;
 
 /// Most login cookies a `/callback` request may bring before the others are cleared
 /// (abandoned logins would otherwise swell the `Cookie` header until they expire).
@@ -79,25 +75,6 @@ impl CookieSettings {
         cookie
     }
 
-    /// The login-binding value the request carries.
-    pub fn login_binding(&self, request: &HttpRequest) -> Option<String> {
-        request
-            .cookie(&self.login_name)
-            .map(|cookie| cookie.value().to_owned())
-            .filter(|value| !value.is_empty())
-    }
-
-    /// The cookie carrying a login-binding value; Lax at most, so the provider's
-    /// top-level redirect back to `/callback` carries it.
-    pub fn login_binding_cookie(&self, value: String) -> Cookie<'static> {
-        let mut cookie = self.build(self.login_name.clone(), value);
-        cookie.set_max_age(CookieDuration::seconds(LOGIN_BINDING_SECONDS));
-        if self.same_site == CookieSameSite::Strict {
-            cookie.set_same_site(CookieSameSite::Lax);
-        }
-        cookie
-    }
-
     /// The name of the login cookie of `state`: `<cookie_name>_login_<hash of state>`,
     /// one per login in flight, so several tabs can log in at once.
     pub fn login_cookie_name(&self, state: &str) -> String {
@@ -116,7 +93,7 @@ impl CookieSettings {
         let mut cookie = self.build(name, value);
         cookie.set_path(self.callback_path.clone());
         cookie.set_max_age(CookieDuration::seconds(
-            i64::try_from(lifetime.as_secs()).unwrap_or(LOGIN_BINDING_SECONDS),
+            i64::try_from(lifetime.as_secs()).unwrap_or(LOGIN_COOKIE_FALLBACK_SECONDS),
         ));
         if self.same_site == CookieSameSite::Strict {
             cookie.set_same_site(CookieSameSite::Lax);
@@ -137,6 +114,22 @@ impl CookieSettings {
             .cookie(name)
             .map(|cookie| cookie.value().to_owned())
             .filter(|value| !value.is_empty())
+    }
+
+    /// Removals for the login cookie `used` (when the request carries it) and, when the
+    /// request brings more than [`MAX_LOGIN_COOKIES`], for all the others too.
+    pub fn login_cookies_to_clear(
+        &self,
+        request: &HttpRequest,
+        used: Option<&str>,
+    ) -> Vec<Cookie<'static>> {
+        let names = self.login_cookie_names(request);
+        let too_many = names.len() > MAX_LOGIN_COOKIES;
+        names
+            .into_iter()
+            .filter(|name| too_many || Some(name.as_str()) == used)
+            .map(|name| self.login_cookie_removal(name))
+            .collect()
     }
 
     /// The names of all login cookies the request carries.

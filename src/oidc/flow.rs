@@ -18,17 +18,19 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::client_auth::JWT_BEARER_ASSERTION;
+use super::jwt::jwt_payload;
 use super::provider::{Discovered, Provider};
+use crate::clock::unix_now;
 use crate::crypto;
 use crate::error::ApiError;
 use crate::redirect::ReturnUrl;
-use crate::session::{ProviderTokens, unix_now};
+use crate::session::ProviderTokens;
 
 /// Allowed clock difference for `iat` in the future.
 const CLOCK_SKEW_SECONDS: i64 = 60;
 
 /// What a login in flight remembers between `/login` and `/callback`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct PendingLogin {
     /// Provider id.
     pub provider: String,
@@ -36,10 +38,21 @@ pub struct PendingLogin {
     pub pkce_verifier: String,
     /// The nonce the ID token must carry.
     pub nonce: String,
-    /// Where the browser goes afterwards.
+    /// Where the browser goes afterwards (checked again when the login completes: it
+    /// comes back from the browser's login cookie).
     pub return_url: ReturnUrl,
-    /// Hash of the browser-binding cookie that started this login.
-    pub browser_binding: String,
+}
+
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PendingLogin")
+            .field("provider", &self.provider)
+            .field("pkce_verifier", &"***")
+            .field("nonce", &"***")
+            .field("return_url", &self.return_url)
+            .finish()
+    }
 }
 
 /// A login about to start: where to send the browser and what to remember.
@@ -48,7 +61,7 @@ pub struct LoginStart {
     pub authorize_url: Url,
     /// The `state` (the handle of the pending login).
     pub state: String,
-    /// What to store under `state`.
+    /// What the browser's login cookie carries to `/callback`.
     pub pending: PendingLogin,
 }
 
@@ -78,11 +91,10 @@ pub fn begin_login(
     provider: &Provider,
     discovered: &Discovered,
     return_url: ReturnUrl,
-    browser_binding: String,
     hints: &LoginHints<'_>,
 ) -> Result<LoginStart, ApiError> {
-    let state = crypto::random_token::<32>().map_err(|_| ApiError::Internal)?;
-    let nonce = crypto::random_token::<32>().map_err(|_| ApiError::Internal)?;
+    let state = crypto::random_token::<32>()?;
+    let nonce = crypto::random_token::<32>()?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = discovered
         .client
@@ -121,7 +133,6 @@ pub fn begin_login(
             pkce_verifier: verifier.secret().clone(),
             nonce,
             return_url,
-            browser_binding,
         },
     })
 }
@@ -173,7 +184,7 @@ pub async fn finish_login(
             false => Err(error),
         };
         if let Err(error) = retried {
-            tracing::info!(provider = %provider.id(), %error, "ID token refused");
+            tracing::debug!(provider = %provider.id(), %error, "ID token refused");
             return Err(ApiError::login_failed(describe_claims_error(&error)));
         }
     }
@@ -236,11 +247,11 @@ async fn exchange_code(
             response.error().as_ref()
         )),
         RequestTokenError::Request(error) => {
-            tracing::warn!(provider = %provider.id(), %error, "token endpoint unreachable");
+            tracing::debug!(provider = %provider.id(), %error, "token endpoint unreachable");
             ApiError::login_upstream_failed("the provider's token endpoint could not be reached")
         }
         other => {
-            tracing::warn!(provider = %provider.id(), error = %other, "token endpoint answer unusable");
+            tracing::debug!(provider = %provider.id(), error = %other, "token endpoint answer unusable");
             ApiError::login_upstream_failed("the provider's token endpoint answered unexpectedly")
         }
     })
@@ -309,12 +320,6 @@ fn check_authorized_party(claims: &Map<String, Value>, client_id: &str) -> Resul
         )),
         None => Ok(()),
     }
-}
-
-/// The claims of a JWT whose signature was already verified.
-pub fn jwt_payload(token: &str) -> Option<Map<String, Value>> {
-    let payload = token.split('.').nth(1)?;
-    serde_json::from_slice(&crypto::b64_decode(payload.trim_end_matches('='))?).ok()
 }
 
 fn describe_claims_error(error: &openidconnect::ClaimsVerificationError) -> &'static str {

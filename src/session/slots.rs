@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 use crate::observed_store::ObservedStore;
 use crate::store::KeyValueStore;
 
@@ -38,9 +38,11 @@ impl SealedSlots {
         ttl: Duration,
     ) -> Result<(), ApiError> {
         let key = self.key(handle);
-        let plain = serde_json::to_vec(value).map_err(|_| ApiError::Internal)?;
-        let sealed = crypto::seal(&self.sealing_key(handle), key.as_bytes(), &plain)
-            .map_err(|_| ApiError::Internal)?;
+        let plain = serde_json::to_vec(value).map_err(|source| InternalError::Serialize {
+            what: "a pending login or logout",
+            source,
+        })?;
+        let sealed = crypto::seal(&self.sealing_key(handle), key.as_bytes(), &plain)?;
         self.store.set(&key, &sealed, ttl).await?;
         Ok(())
     }
@@ -66,6 +68,10 @@ impl SealedSlots {
         crypto::derive_key(&format!("{}-seal", self.kind), handle.as_bytes())
     }
 }
+
+/// Longest login cookie value we set. Browsers keep a cookie of up to 4096 bytes of
+/// name, value and attributes together (RFC 6265 6.1); a longer one is dropped silently.
+pub const MAX_LOGIN_COOKIE_VALUE: usize = 3800;
 
 /// Pending logins carried by the browser (SPEC 7: an unauthenticated `/login` stores
 /// nothing), the design of mod_auth_openidc's state cookie:
@@ -105,10 +111,31 @@ pub enum PendingLoginRefused {
     /// The state was already used by a finished login (replay).
     #[error("the state was already used")]
     AlreadyUsed,
-    /// The sealed login would not fit in a cookie (too long a `returnURL`).
-    #[error("the pending login is too large for a cookie")]
-    TooLarge,
 }
+
+impl PendingLoginRefused {
+    /// The check that failed, for the WARN line.
+    pub fn check(self) -> &'static str {
+        match self {
+            Self::Missing | Self::DoesNotOpen => "login cookie",
+            Self::Expired => "state lifetime",
+            Self::AlreadyUsed => "state single use",
+        }
+    }
+
+    /// Why, for people (the log line and `errorMessage`).
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Missing => "the login is unknown, expired, or was started in another browser",
+            Self::DoesNotOpen => "the login cookie does not belong to this login",
+            Self::Expired => "the login expired",
+            Self::AlreadyUsed => "the login was already finished",
+        }
+    }
+}
+
+/// Additional data of the seal: what the sealed bytes are for.
+const AAD: &[u8] = b"pending-login";
 
 /// What the cookie holds: the login and when it stops being valid.
 #[derive(Serialize, serde::Deserialize)]
@@ -134,45 +161,45 @@ impl PendingLogins {
         self.lifetime
     }
 
-    /// The cookie value carrying `login` for `state`, bound to the cookie's `name`.
-    pub fn seal<T: Serialize>(
-        &self,
-        state: &str,
-        name: &str,
-        login: &T,
-        now: i64,
-    ) -> Result<String, PendingLoginRefused> {
+    /// The cookie value carrying `login` for `state`. A login too large for a cookie
+    /// (its `returnURL` is too long) is `REDIRECT_NOT_ALLOWED`.
+    pub fn seal<T: Serialize>(&self, state: &str, login: &T, now: i64) -> Result<String, ApiError> {
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
         let envelope = Envelope {
             exp: now.saturating_add(lifetime),
             login,
         };
-        let plain = serde_json::to_vec(&envelope).map_err(|_| PendingLoginRefused::TooLarge)?;
-        let sealed = crypto::seal(&Self::key(state), name.as_bytes(), &plain)
-            .map_err(|_| PendingLoginRefused::DoesNotOpen)?;
-        let value = crypto::b64(&sealed);
-        if value.len() > crate::cookies::MAX_LOGIN_COOKIE_VALUE {
-            return Err(PendingLoginRefused::TooLarge);
+        let plain = serde_json::to_vec(&envelope).map_err(|source| InternalError::Serialize {
+            what: "a pending login",
+            source,
+        })?;
+        let value = crypto::b64(&crypto::seal(&Self::key(state), AAD, &plain)?);
+        if value.len() > MAX_LOGIN_COOKIE_VALUE {
+            tracing::warn!(
+                check = "login cookie size",
+                bytes = value.len(),
+                "login refused: the returnURL is too long to travel in the login cookie"
+            );
+            return Err(ApiError::RedirectNotAllowed);
         }
         Ok(value)
     }
 
-    /// Opens the cookie `value` (named `name`) of `state`; `Err` says which check failed.
+    /// Opens the login cookie `value` of `state`; `Err` says which check failed.
     /// Returns the login and the Unix second it expires.
     pub fn open<T: DeserializeOwned>(
         &self,
         state: &str,
-        name: &str,
         value: Option<&str>,
         now: i64,
     ) -> Result<(T, i64), PendingLoginRefused> {
         let value = value.ok_or(PendingLoginRefused::Missing)?;
-        if value.len() > crate::cookies::MAX_LOGIN_COOKIE_VALUE {
+        if value.len() > MAX_LOGIN_COOKIE_VALUE {
             return Err(PendingLoginRefused::DoesNotOpen);
         }
         let sealed = crypto::b64_decode(value).ok_or(PendingLoginRefused::DoesNotOpen)?;
-        let plain = crypto::open(&Self::key(state), name.as_bytes(), sealed)
-            .ok_or(PendingLoginRefused::DoesNotOpen)?;
+        let plain =
+            crypto::open(&Self::key(state), AAD, sealed).ok_or(PendingLoginRefused::DoesNotOpen)?;
         let envelope: Envelope<T> =
             serde_json::from_slice(&plain).map_err(|_| PendingLoginRefused::DoesNotOpen)?;
         if envelope.exp <= now {
@@ -222,44 +249,36 @@ mod tests {
     }
 
     #[test]
-    fn a_sealed_login_opens_only_with_its_state_and_name_before_it_expires() {
+    fn a_sealed_login_opens_only_with_its_state_before_it_expires() {
         let logins = logins();
-        let value = logins.seal("state-a", "n_a", &"payload", 1000).unwrap();
+        let value = logins.seal("state-a", &"payload", 1000).unwrap();
         assert!(!value.contains("payload"));
-        let (login, exp): (String, i64) =
-            logins.open("state-a", "n_a", Some(&value), 1599).unwrap();
+        let (login, exp): (String, i64) = logins.open("state-a", Some(&value), 1599).unwrap();
         assert_eq!((login.as_str(), exp), ("payload", 1600));
-        let open = |state: &str, name: &str, value: Option<&str>, now: i64| {
-            logins.open::<String>(state, name, value, now).unwrap_err()
+        let open = |state: &str, value: Option<&str>, now: i64| {
+            logins.open::<String>(state, value, now).unwrap_err()
         };
         assert_eq!(
-            open("state-b", "n_a", Some(&value), 1000),
+            open("state-b", Some(&value), 1000),
             PendingLoginRefused::DoesNotOpen
         );
         assert_eq!(
-            open("state-a", "n_b", Some(&value), 1000),
+            open("state-a", Some("!!"), 1000),
             PendingLoginRefused::DoesNotOpen
         );
         assert_eq!(
-            open("state-a", "n_a", Some("!!"), 1000),
+            open("state-a", Some(""), 1000),
             PendingLoginRefused::DoesNotOpen
         );
+        assert_eq!(open("state-a", None, 1000), PendingLoginRefused::Missing);
         assert_eq!(
-            open("state-a", "n_a", Some(""), 1000),
-            PendingLoginRefused::DoesNotOpen
-        );
-        assert_eq!(
-            open("state-a", "n_a", None, 1000),
-            PendingLoginRefused::Missing
-        );
-        assert_eq!(
-            open("state-a", "n_a", Some(&value), 1600),
+            open("state-a", Some(&value), 1600),
             PendingLoginRefused::Expired
         );
         let mut tampered = crypto::b64_decode(&value).unwrap();
         tampered[20] ^= 1;
         assert_eq!(
-            open("state-a", "n_a", Some(&crypto::b64(&tampered)), 1000),
+            open("state-a", Some(&crypto::b64(&tampered)), 1000),
             PendingLoginRefused::DoesNotOpen
         );
     }
@@ -267,12 +286,12 @@ mod tests {
     #[test]
     fn a_login_too_large_for_a_cookie_is_refused() {
         let logins = logins();
-        let big = "a".repeat(crate::cookies::MAX_LOGIN_COOKIE_VALUE);
+        let big = "a".repeat(MAX_LOGIN_COOKIE_VALUE);
         assert_eq!(
-            logins.seal("s", "n", &big, 0).unwrap_err(),
-            PendingLoginRefused::TooLarge
+            logins.seal("s", &big, 0).unwrap_err().code(),
+            "REDIRECT_NOT_ALLOWED"
         );
-        assert!(logins.seal("s", "n", &"a".repeat(2048), 0).is_ok());
+        assert!(logins.seal("s", &"a".repeat(2048), 0).is_ok());
     }
 
     #[actix_web::test]
