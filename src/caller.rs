@@ -46,6 +46,10 @@ impl Caller {
                 .iter()
                 .any(|provider| provider.config.accept_bearer)
             {
+                tracing::warn!(
+                    check = "no provider accepts bearer tokens",
+                    "bearer token refused"
+                );
                 return Err(ApiError::Unauthorized("Bearer tokens are not accepted"));
             }
             return match state
@@ -55,7 +59,7 @@ impl Caller {
             {
                 Ok(identity) => Ok(Some(Self::Bearer(identity))),
                 Err(reason) => {
-                    tracing::info!(reason, "bearer token refused");
+                    tracing::warn!(check = reason, "bearer token refused");
                     Err(ApiError::Unauthorized("The bearer token is not valid"))
                 }
             };

@@ -21,6 +21,7 @@ mod multi_instance;
 mod properties;
 mod redaction;
 mod redirects;
+mod refusal_logs;
 mod session_refresh;
 mod session_store_faults;
 mod sessions;
