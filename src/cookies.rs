@@ -164,8 +164,10 @@ mod tests {
     use super::*;
 
     fn settings(base_path: &str, same_site: SameSite) -> CookieSettings {
-        let mut session = crate::config::SessionConfig::default();
-        session.cookie_same_site = same_site;
+        let session = crate::config::SessionConfig {
+            cookie_same_site: same_site,
+            ..Default::default()
+        };
         CookieSettings::new(&session, base_path)
     }
 

@@ -100,7 +100,7 @@ async fn logout_token_checks_never_panic_on_garbage_or_odd_claims() {
         runner
             .run(&overrides, |(claim_values, header_values, key)| {
                 let mut spec =
-                    LogoutTokenSpec::for_session("alice", "sid-1").signed_with(keys[key].clone());
+                    LogoutTokenSpec::for_session("alice", "sid-1").signed_with(keys[key]);
                 let changed = !claim_values.is_empty() || !header_values.is_empty() || key != 0;
                 for (index, value) in claim_values {
                     spec = spec.claim(claims[index], value);
