@@ -183,7 +183,7 @@ function report(casesFile, factsFile, out) {
   push(`# bench/run ${facts.started} (${facts.mode})`);
   push();
   push(`Machine: ${facts.nproc} cores, ${facts.cpu_model}, load average at start ${facts.loadavg}. `
-    + `Service ${facts.service_version} (commit ${facts.commit}), release build, default logging `
+    + `Service ${facts.service_version} (commit ${facts.commit}), ${facts.binary}, default logging `
     + `(RUST_LOG unset), ${facts.workers} workers, Redis store (private redis-server ${facts.redis_version} on loopback). `
     + `Load: wrk -t2 -c${facts.connections}, ${facts.duration}s per case after a ${facts.warmup}s warm-up; `
     + `${facts.sessions} sessions from real logins, cookies rotated per request.`);
