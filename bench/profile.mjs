@@ -34,6 +34,32 @@ const GROUPS = [
   ['syscall wrappers write/send/recv/epoll (libc)', /^(__libc_write|__GI___libc_write|write|__send|send|sendto|__libc_send|recv|__libc_recv|recvfrom|epoll_wait|__GI_epoll_wait|writev|__writev|read|__libc_read)$/],
 ];
 
+// Attribution (each sample counted once): a sample belongs to the first "work" group found
+// anywhere in its stack (so the log writer's write(2) counts as access log, the Redis
+// client's syscalls as Redis); otherwise to the wrapper nearest its leaf. Middleware
+// wrappers enclose the whole handler, so their inclusive share above is an upper bound;
+// here they only get what they do themselves.
+const WORK = [
+  ['access log line (tracing-subscriber fmt: format + stdout write)', /tracing_subscriber::fmt/],
+  ['request id (uuid, getrandom)', /uuid::|getrandom/],
+  ['Prometheus (actix-web-prom, prometheus)', /actix_web_prom|prometheus::/],
+  ['session record: serde_json deserialise', /serde_json::de::|as serde::de::Deserialize|serde_core::de/],
+  ['answer: serde_json serialise', /serde_json::ser::|as serde::ser::Serialize|serde_core::ser/],
+  ['session record: AES-GCM open / seal', /crypto::open|crypto::seal|aes_gcm|_aesni_|gcm_|ghash/i],
+  ['SHA-256 / key derivation', /sha2::|Sha256|sha256|derive_name|derive_key|hkdf/],
+  ['Redis client (redis::, our store)', /redis::|identity_service::store::/],
+];
+const WRAPPERS = [
+  ['spans + tracing dispatch (tracing-actix-web, tracing-core, registry)', /tracing_actix_web|tracing_core::|tracing::span|sharded_slab|tracing_subscriber::registry|tracing_subscriber::layer/],
+  ['CORS wrapper (actix-cors)', /actix_cors/],
+  ['strip_credentials_without_origin', /strip_credentials_without_origin/],
+  ['our handlers and extractors (identity_service::, other)', /identity_service::/],
+  ['routing / app service (actix-web)', /actix_web::|actix_router::/],
+  ['HTTP/1 codec and dispatcher (actix-http)', /actix_http::/],
+  ['tokio / mio / actix-rt scheduling', /tokio::|mio::|actix_rt::|actix_server::/],
+];
+const attributed = new Map();
+
 const selfCount = new Map();
 const groupCount = GROUPS.map(() => 0);
 const folded = new Map();
@@ -48,6 +74,15 @@ function flush() {
   GROUPS.forEach(([, re], i) => {
     if (stack.some((frame) => re.test(frame))) groupCount[i] += 1;
   });
+  let group = WORK.find(([, re]) => stack.some((frame) => re.test(frame)))?.[0];
+  if (!group) {
+    for (const frame of stack) {
+      group = WRAPPERS.find(([, re]) => re.test(frame))?.[0];
+      if (group) break;
+    }
+  }
+  group ??= 'other (kernel/libc outside the above: idle-loop syscalls, allocator)';
+  attributed.set(group, (attributed.get(group) ?? 0) + 1);
   if (foldedOut) {
     const key = [...stack].reverse().join(';');
     folded.set(key, (folded.get(key) ?? 0) + 1);
@@ -74,7 +109,11 @@ const pct = (n) => `${((100 * n) / Math.max(samples, 1)).toFixed(1)} %`;
 const out = [];
 out.push(`### ${title}: ${samples} samples`);
 out.push('');
-out.push('| inclusive group (sample has a frame in it) | share |');
+out.push('| attributed cost (each sample once) | share |');
+out.push('|---|---:|');
+[...attributed.entries()].sort((a, b) => b[1] - a[1]).forEach(([name, n]) => out.push(`| ${name} | ${pct(n)} |`));
+out.push('');
+out.push('| inclusive group (sample has a frame in it; wrappers include what they wrap) | share |');
 out.push('|---|---:|');
 GROUPS.forEach(([name], i) => out.push(`| ${name} | ${pct(groupCount[i])} |`));
 out.push('');

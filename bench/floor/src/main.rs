@@ -24,21 +24,28 @@ async fn bare() -> HttpResponse {
 async fn one_get(manager: web::Data<ConnectionManager>, stored: web::Data<Stored>) -> HttpResponse {
     let mut connection = manager.get_ref().clone();
     match connection.get::<_, Option<Vec<u8>>>(&stored.key).await {
-        Ok(Some(value)) => HttpResponse::Ok().json(serde_json::json!({"authenticated": true, "bytes": value.len()})),
+        Ok(Some(value)) => HttpResponse::Ok()
+            .json(serde_json::json!({"authenticated": true, "bytes": value.len()})),
         Ok(None) => HttpResponse::NotFound().finish(),
         Err(_) => HttpResponse::ServiceUnavailable().finish(),
     }
 }
 
 fn usage() -> std::io::Error {
-    std::io::Error::other("usage: bench-floor d BIND WORKERS | bench-floor e BIND WORKERS REDIS_URL KEY BYTES")
+    std::io::Error::other(
+        "usage: bench-floor d BIND WORKERS | bench-floor e BIND WORKERS REDIS_URL KEY BYTES",
+    )
 }
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mode, bind, workers) = match args.as_slice() {
-        [mode, bind, workers, ..] => (mode.as_str(), bind.clone(), workers.parse::<usize>().map_err(|_| usage())?),
+        [mode, bind, workers, ..] => (
+            mode.as_str(),
+            bind.clone(),
+            workers.parse::<usize>().map_err(|_| usage())?,
+        ),
         _ => return Err(usage()),
     };
     match mode {
@@ -50,12 +57,20 @@ async fn main() -> std::io::Result<()> {
                 .await
         }
         "e" => {
-            let [_, _, _, url, key, bytes] = args.as_slice() else { return Err(usage()) };
+            let [_, _, _, url, key, bytes] = args.as_slice() else {
+                return Err(usage());
+            };
             let bytes: usize = bytes.parse().map_err(|_| usage())?;
             let client = redis::Client::open(url.as_str()).map_err(std::io::Error::other)?;
-            let mut setup = client.get_multiplexed_async_connection().await.map_err(std::io::Error::other)?;
+            let mut setup = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(std::io::Error::other)?;
             let value = vec![b'x'; bytes];
-            let () = setup.set_ex(key, value, 3600).await.map_err(std::io::Error::other)?;
+            let () = setup
+                .set_ex(key, value, 3600)
+                .await
+                .map_err(std::io::Error::other)?;
             let stored = Stored { key: key.clone() };
             HttpServer::new(move || {
                 let config = ConnectionManagerConfig::new()
