@@ -22,11 +22,11 @@
 //!
 //! Everything panics with a clear message on misuse: this is test code.
 //!
-//! Parts: [`keys`] (signing keys, JWKS, minted and logout tokens), [`clients`]
+//! Parts: [`keys`] (signing keys, JWKS, signed and logout tokens), [`clients`]
 //! (client registration and authentication), [`grants`] (the token endpoint, one
-//! function per grant), [`endpoints`] (discovery, authorize, userinfo,
-//! introspection, end-session), [`control`] (knobs and counters for tests), [`http`]
-//! (form parsing and OAuth error answers).
+//! function per grant), [`minting`] (access, ID and refresh tokens), [`endpoints`]
+//! (discovery, authorize, userinfo, introspection, end-session), [`control`] (knobs
+//! and counters for tests), [`http`] (form parsing and OAuth error answers).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -36,6 +36,7 @@ mod endpoints;
 mod grants;
 mod http;
 mod keys;
+mod minting;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

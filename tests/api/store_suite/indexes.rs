@@ -134,8 +134,18 @@ async fn ending_fifty_sessions_of_a_subject_takes_two_commands() {
         .filter(|(_, calls)| *calls > 0)
         .collect();
     assert_eq!(used.remove("del"), Some(1), "one DEL for all fifty");
-    assert_eq!(used.remove("evalsha"), Some(1), "one read of the index");
-    assert!(used.is_empty(), "nothing else: {used:?}");
+    assert_eq!(
+        used.remove("evalsha"),
+        Some(1),
+        "one script reads the index"
+    );
+    // Counted too: the commands run inside that one script.
+    let in_script = BTreeMap::from([
+        ("type".to_owned(), 1),
+        ("zrange".to_owned(), 1),
+        ("zremrangebyscore".to_owned(), 1),
+    ]);
+    assert_eq!(used, in_script, "nothing else");
     let left: u64 = redis::cmd("DBSIZE").query_async(&mut redis).await.unwrap();
     assert_eq!(left, 0);
 }
