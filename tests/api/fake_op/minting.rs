@@ -1,8 +1,6 @@
 //! Minting: access tokens (JWT or opaque), ID tokens (with the configured
 //! defects) and refresh tokens, as the grants hand them out.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::*;
