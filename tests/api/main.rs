@@ -17,6 +17,7 @@ mod helpers;
 mod login;
 mod logout;
 mod multi_instance;
+mod private_redis;
 mod redaction;
 mod redirects;
 mod session_refresh;
