@@ -57,6 +57,9 @@ pub enum ApiError {
     /// The request body exceeds 64 KiB.
     #[error("The request body is too large")]
     PayloadTooLarge,
+    /// A per-client limit of `[limits]` is used up; retry after this many seconds.
+    #[error("Too many requests; retry in {0} s")]
+    TooManyRequests(u64),
     /// No such endpoint.
     #[error("Not found")]
     NotFound,
@@ -85,6 +88,7 @@ impl ApiError {
             Self::TokenUnavailable(_) => "TOKEN_UNAVAILABLE",
             Self::SessionStoreUnavailable => "SESSION_STORE_UNAVAILABLE",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::TooManyRequests(_) => "TOO_MANY_REQUESTS",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Internal => "INTERNAL_ERROR",
@@ -147,6 +151,7 @@ impl ResponseError for ApiError {
             Self::ProviderUnavailable(_) | Self::TokenUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::SessionStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -154,7 +159,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        json_response(self.status_code(), &self.body())
+        let mut response = json_response(self.status_code(), &self.body());
+        if let Self::TooManyRequests(seconds) = self {
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                HeaderValue::from(*seconds),
+            );
+        }
+        response
     }
 }
 
