@@ -57,7 +57,7 @@ impl LoginLimiter {
             self.limiter.retain_recent();
         }
         self.limiter.check_key(&addr).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let wait = not_until.wait_time_from(self.limiter.clock().now());
             ApiError::TooManyRequests(retry_after(wait))
         })
     }
@@ -107,7 +107,7 @@ impl FailedAuthLimiter {
         let wait = match self.limiter.check_key(&addr) {
             Ok(state) if state.remaining_burst_capacity() > 0 => return,
             Ok(_) => self.refill,
-            Err(not_until) => not_until.wait_time_from(DefaultClock::default().now()),
+            Err(not_until) => not_until.wait_time_from(self.limiter.clock().now()),
         };
         let now = Instant::now();
         if self.blocked.len() > MAX_TRACKED {
@@ -246,6 +246,58 @@ where
                 }
                 Ok(response.map_into_left_body())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn addr(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
+        assert_eq!(retry_after(Duration::ZERO), 1);
+        assert_eq!(retry_after(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after(Duration::from_millis(29_001)), 30);
+        assert_eq!(retry_after(Duration::from_secs(30)), 30);
+    }
+
+    #[test]
+    fn zero_means_off() {
+        assert!(LoginLimiter::new(0).is_none());
+        assert!(FailedAuthLimiter::new(0).is_none());
+    }
+
+    #[test]
+    fn the_last_failure_a_bucket_holds_blocks_that_address_only() {
+        let limiter = FailedAuthLimiter::new(2).unwrap();
+        let (a, b) = (addr("192.0.2.1"), addr("192.0.2.2"));
+        limiter.record_failure(a);
+        assert!(limiter.check(a).is_ok());
+        limiter.record_failure(a);
+        match limiter.check(a) {
+            Err(ApiError::TooManyRequests(seconds)) => assert!((1..=30).contains(&seconds)),
+            other => panic!("expected 429, got {other:?}"),
+        }
+        assert!(limiter.check(b).is_ok());
+    }
+
+    #[test]
+    fn logins_take_one_cell_each() {
+        let limiter = LoginLimiter::new(3).unwrap();
+        let a = addr("2001:db8::1");
+        for _ in 0..3 {
+            assert!(limiter.check(a).is_ok());
+        }
+        match limiter.check(a) {
+            Err(ApiError::TooManyRequests(seconds)) => assert!((1..=20).contains(&seconds)),
+            other => panic!("expected 429, got {other:?}"),
         }
     }
 }
