@@ -1,9 +1,10 @@
 //! identity-service: OpenID Connect login sessions and downstream tokens for browser apps.
-//! See README.md for what it does and `../shared/SPEC.md` for the contract.
+//! See README.md for what it does and how to run it, ARCHITECTURE.md for how `src/` is cut.
 
 pub mod caller;
 pub mod cli;
 pub mod client_address;
+pub mod clock;
 pub mod config;
 pub mod cookies;
 pub mod crypto;
@@ -14,7 +15,6 @@ pub mod limits;
 pub mod metrics;
 pub mod observed_store;
 pub mod oidc;
-pub mod openapi;
 pub mod origin;
 pub mod pages;
 pub mod redirect;

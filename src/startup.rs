@@ -11,7 +11,7 @@ use actix_web_prom::PrometheusMetricsBuilder;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{Config, StoreKind};
-use crate::error::ApiError;
+use crate::error::{ApiError, StartupError};
 use crate::extract;
 use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
@@ -34,9 +34,12 @@ pub struct Application {
 
 impl Application {
     /// Binds `server.bind` and builds the server.
-    pub async fn build(config: Config) -> Result<Self, String> {
-        let listener = TcpListener::bind(&config.server.bind)
-            .map_err(|error| format!("cannot listen on {}: {error}", config.server.bind))?;
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(&config.server.bind).map_err(|source| StartupError::Listen {
+                address: config.server.bind.clone(),
+                source,
+            })?;
         Self::build_with_listener(config, listener).await
     }
 
@@ -44,20 +47,16 @@ impl Application {
     pub async fn build_with_listener(
         config: Config,
         listener: TcpListener,
-    ) -> Result<Self, String> {
-        let port = listener
-            .local_addr()
-            .map_err(|error| format!("listener has no address: {error}"))?
-            .port();
+    ) -> Result<Self, StartupError> {
+        let port = listener.local_addr().map_err(StartupError::Serve)?.port();
         let store = match config.session.store {
             StoreKind::Memory => AnyStore::Memory(MemoryStore::new()),
             StoreKind::Redis => AnyStore::Redis(
-                RedisStore::connect(&config.session.redis_url)
-                    .map_err(|error| error.to_string())?,
+                RedisStore::connect(&config.session.redis_url).map_err(StartupError::Store)?,
             ),
         };
         let registry = prometheus::Registry::new();
-        let metrics = Metrics::register(&registry).map_err(|error| error.to_string())?;
+        let metrics = Metrics::register(&registry).map_err(StartupError::Metrics)?;
         let base_path = config.server.base_path.clone();
         let config_store_kind = config.session.store;
         let workers = config.server.workers;
@@ -76,12 +75,16 @@ impl Application {
             .endpoint(&metrics_path(gate.as_ref(), &base_path))
             .mask_unmatched_patterns("UNKNOWN")
             .build()
-            .map_err(|error| format!("cannot set up metrics: {error}"))?;
+            .map_err(|error| StartupError::Part(format!("cannot set up metrics: {error}")))?;
         let cors_origins = state.cors_origins.clone();
         let worker_redis_url = match config_store_kind {
             StoreKind::Redis => Some(state.config.session.redis_url.clone()),
             StoreKind::Memory => None,
         };
+        let openapi = web::Data::new(routes::openapi::OpenApiJson(routes::openapi::document(
+            &state.public_base,
+            &state.config.session.cookie_name,
+        )));
         let state = web::Data::new(state);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -99,6 +102,7 @@ impl Application {
                 .wrap_fn(telemetry::request_id_header)
                 .wrap(TracingLogger::<RedactedRootSpan>::new())
                 .app_data(worker_state(&state, worker_redis_url.as_deref()))
+                .app_data(openapi.clone())
                 .app_data(extract::payload_config())
                 .app_data(extract::form_config())
                 .app_data(extract::json_config())
@@ -110,13 +114,11 @@ impl Application {
         if workers > 0 {
             server = server.workers(workers);
         }
-        server = server
-            .listen(listener)
-            .map_err(|error| format!("cannot serve: {error}"))?;
+        server = server.listen(listener).map_err(StartupError::Serve)?;
         if let Some(metrics_listener) = metrics_listener {
             server = server
                 .listen(metrics_listener)
-                .map_err(|error| format!("cannot serve metrics: {error}"))?;
+                .map_err(StartupError::Serve)?;
         }
         let server = server.run();
         Ok(Self {
@@ -203,11 +205,13 @@ fn cors(origins: OriginPolicy) -> Cors {
 }
 
 /// Binds `server.metrics_bind`, when set.
-fn bind_metrics_listener(metrics_bind: Option<&str>) -> Result<Option<TcpListener>, String> {
+fn bind_metrics_listener(metrics_bind: Option<&str>) -> Result<Option<TcpListener>, StartupError> {
     metrics_bind
         .map(|bind| {
-            TcpListener::bind(bind)
-                .map_err(|error| format!("cannot listen on {bind} (server.metrics_bind): {error}"))
+            TcpListener::bind(bind).map_err(|source| StartupError::Listen {
+                address: bind.to_owned(),
+                source,
+            })
         })
         .transpose()
 }
@@ -229,13 +233,11 @@ struct MetricsGate {
 }
 
 impl MetricsGate {
-    fn new(listener: Option<&TcpListener>, base_path: &str) -> Result<Option<Self>, String> {
+    fn new(listener: Option<&TcpListener>, base_path: &str) -> Result<Option<Self>, StartupError> {
         let Some(listener) = listener else {
             return Ok(None);
         };
-        let metrics_addr = listener
-            .local_addr()
-            .map_err(|error| format!("metrics listener has no address: {error}"))?;
+        let metrics_addr = listener.local_addr().map_err(StartupError::Serve)?;
         Ok(Some(Self {
             metrics_addr,
             metrics_path: "/metrics".to_owned(),

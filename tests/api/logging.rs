@@ -225,7 +225,11 @@ async fn json_logs_of_a_whole_session_are_one_object_per_line_and_hold_no_secret
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect();
     assert!(lines.len() > request_ids.len(), "{log}");
-    eprintln!("{} JSON log lines checked for {} secrets", lines.len(), secrets.len());
+    eprintln!(
+        "{} JSON log lines checked for {} secrets",
+        lines.len(),
+        secrets.len()
+    );
     for line in &lines {
         assert!(line["timestamp"].is_string(), "{line}");
         assert!(line["level"].is_string(), "{line}");
