@@ -19,6 +19,7 @@ mod login;
 mod logout;
 mod multi_instance;
 mod operate;
+mod private_redis;
 mod redaction;
 mod redirects;
 mod session_refresh;
