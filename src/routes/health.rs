@@ -32,9 +32,8 @@ pub struct Checks {
 #[utoipa::path(get, path = "/health/live", tag = "operations",
     responses((status = 200, description = "The process runs", body = Health)))]
 pub async fn get_live(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let detail = request.extensions().get::<MetricsListener>().is_some();
-    let mut health = health(&state, detail).await;
-    if !detail {
+    let mut health = health(&state).await;
+    if request.extensions().get::<MetricsListener>().is_none() {
         without_detail(&mut health);
     }
     json_response(StatusCode::OK, &health)
@@ -47,9 +46,8 @@ pub async fn get_live(request: HttpRequest, state: web::Data<AppState>) -> HttpR
         (status = 503, description = "Not ready", body = Health),
     ))]
 pub async fn get_ready(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let detail = request.extensions().get::<MetricsListener>().is_some();
-    let mut health = health(&state, detail).await;
-    if !detail {
+    let mut health = health(&state).await;
+    if request.extensions().get::<MetricsListener>().is_none() {
         without_detail(&mut health);
     }
     let status = if health.ready {
@@ -60,10 +58,9 @@ pub async fn get_ready(request: HttpRequest, state: web::Data<AppState>) -> Http
     json_response(status, &health)
 }
 
-async fn health(state: &AppState, detail: bool) -> Health {
+async fn health(state: &AppState) -> Health {
     let store = match tokio::time::timeout(Duration::from_secs(2), state.sessions.ping()).await {
         Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(error)) if detail => format!("unavailable: {error}"),
         Ok(Err(_)) => "unavailable".to_owned(),
         Err(_) => "timeout".to_owned(),
     };
