@@ -32,6 +32,10 @@ struct Running {
 }
 
 fn run_binary(op: &FakeOp, format: &str) -> (Running, TestApp) {
+    run_binary_with(op, format, &[])
+}
+
+fn run_binary_with(op: &FakeOp, format: &str, env: &[(&str, &str)]) -> (Running, TestApp) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -53,9 +57,12 @@ fn run_binary(op: &FakeOp, format: &str) -> (Running, TestApp) {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("IDENTITY__")) {
-        if name != "IDENTITY__LOG__FORMAT" {
+        if name != "IDENTITY__LOG__FORMAT" && !env.iter().any(|(own, _)| *own == name) {
             command.env_remove(name);
         }
+    }
+    for (name, value) in env {
+        command.env(name, value);
     }
     let mut child = command.spawn().unwrap();
     let mut pipe = child.stdout.take().unwrap();
@@ -269,4 +276,29 @@ async fn every_response_names_its_request_id() {
         assert!(!seen.contains(&id), "request ids repeat: {id}");
         seen.push(id);
     }
+}
+
+#[tokio::test]
+async fn access_false_leaves_the_access_lines_out() {
+    let op = FakeOp::start().await;
+    let (running, app) = run_binary_with(&op, "json", &[("IDENTITY__LOG__ACCESS", "false")]);
+    wait_ready(&app).await;
+    let response = app.get("/userinfo").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    let log = running.stop();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["message"] == "identity-service listening"),
+        "{log}"
+    );
+    assert!(
+        !lines.iter().any(|line| line["message"] == "served"),
+        "{log}"
+    );
 }
