@@ -75,7 +75,7 @@ async fn logout_token_checks_never_panic_on_garbage_or_odd_claims() {
     let headers = ["kid", "typ"];
     let keys = [
         SigningKeyChoice::Current,
-        SigningKeyChoice::Ec,
+        SigningKeyChoice::Rotated,
         SigningKeyChoice::Attacker,
     ];
     tokio::task::spawn_blocking(move || {
