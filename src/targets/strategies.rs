@@ -14,7 +14,9 @@ use crate::crypto;
 use crate::error::ApiError;
 use crate::oidc::flow::jwt_payload;
 use crate::oidc::refresh;
-use crate::oidc::token_endpoint::{TokenAnswer, TokenClient, TokenError, request_token};
+use crate::oidc::token_endpoint::{
+    TokenAnswer, TokenClient, TokenError, capped_expiry, expiry_after, request_token,
+};
 use crate::session::unix_now;
 use crate::state::AppState;
 
@@ -299,11 +301,17 @@ async fn upstream(
 
 fn cached(answer: TokenAnswer) -> CachedToken {
     let now = unix_now();
-    let expires_at = match answer.expires_in {
-        Some(seconds) if seconds > 0.0 => now + seconds as i64,
-        _ => jwt_payload(&answer.access_token)
+    // Upstream numbers: saturating, capped (a hostile `expires_in` must not wrap).
+    let expires_at = match answer
+        .expires_in
+        .and_then(|seconds| expiry_after(now, seconds))
+    {
+        Some(expires_at) => expires_at,
+        None => jwt_payload(&answer.access_token)
             .and_then(|claims| claims.get("exp").and_then(Value::as_i64))
-            .unwrap_or(now + DEFAULT_LIFETIME_SECONDS),
+            .map_or(now + DEFAULT_LIFETIME_SECONDS, |exp| {
+                capped_expiry(now, exp)
+            }),
     };
     CachedToken {
         value: answer.access_token,

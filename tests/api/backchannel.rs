@@ -440,3 +440,27 @@ async fn an_oversized_body_is_413() {
         .unwrap();
     assert_error(response, 413, "PAYLOAD_TOO_LARGE").await;
 }
+
+#[tokio::test]
+async fn refuses_an_algorithm_the_provider_does_not_list_for_id_tokens() {
+    // The provider's own P-256 key is published, but its discovery lists only RS256.
+    let op = FakeOp::start().await;
+    op.set_discovery_override(
+        serde_json::json!({"id_token_signing_alg_values_supported": ["RS256"]}),
+    );
+    op.set_published_keys(&[SigningKeyChoice::Original, SigningKeyChoice::Ec]);
+    let app = crate::helpers::spawn_app_for(&op, crate::helpers::AppOptions::default()).await;
+    let client = browser();
+    assert_eq!(
+        app.login_with(&client, &TestUser::alice()).await.status(),
+        302
+    );
+    let sid = op.sid_of_last_login().unwrap();
+    let es256 = op.logout_token(LogoutTokenSpec::for_sid(&sid).signed_with(SigningKeyChoice::Ec));
+    assert_refused(&app, &es256).await;
+    assert_eq!(app.userinfo_with(&client).await["authenticated"], true);
+    // The same provider's RS256 logout token is fine.
+    let rs256 = op.logout_token(LogoutTokenSpec::for_sid(&sid));
+    assert_eq!(post_logout_token(&app, &rs256).await.status(), 200);
+    assert_eq!(app.userinfo_with(&client).await["authenticated"], false);
+}

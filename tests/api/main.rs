@@ -10,6 +10,7 @@ mod helpers;
 mod login;
 mod logout;
 mod multi_instance;
+mod provider_faults;
 mod redirects;
 mod session_refresh;
 mod session_store_faults;
