@@ -351,7 +351,7 @@ async fn introspect(
         .await
         .map_err(|_| "the introspection endpoint could not be reached")?;
     if !response.status().is_success() {
-        tracing::warn!(provider = %provider.id(), status = %response.status(), "introspection refused");
+        tracing::info!(provider = %provider.id(), status = %response.status(), "introspection endpoint refused the request");
         return Err("the introspection endpoint refused the request");
     }
     let answer: Map<String, Value> = response
