@@ -6,8 +6,8 @@
 use serde_json::{Map, Value};
 
 use super::Provider;
+use super::jwt::jwt_payload;
 use super::jwt::{self, TokenKind, audience_contains, numeric_date};
-use crate::oidc::flow::jwt_payload;
 
 /// Allowed clock difference for `iat` in the future.
 const CLOCK_SKEW_SECONDS: i64 = 60;
