@@ -17,6 +17,7 @@ mod helpers;
 mod login;
 mod logout;
 mod multi_instance;
+mod private_redis;
 mod provider_faults;
 mod redaction;
 mod redirects;

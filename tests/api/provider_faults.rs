@@ -143,7 +143,7 @@ async fn private_key_jwt_sends_client_id_once_in_the_code_exchange() {
     assert_eq!(response.status(), 302);
     let form = op.last_token_request("authorization_code").unwrap();
     assert_eq!(form.all("client_id"), vec!["identity-k"]);
-    assert!(form.has("client_assertion"));
+    assert!(form.get("client_assertion").is_some());
 }
 
 #[tokio::test]
