@@ -1,8 +1,8 @@
 //! One `[[providers]]` entry, and client authentication (`auth_method` with
 //! `client_secret[_file]` or `private_key_file`), which client_credentials targets share.
 
+use super::checks::{check_http_url, checked};
 use super::take::{Problems, Section};
-use super::validate::{check_http_url, checked};
 use super::{ClientAuth, ProviderConfig, ProviderLogoutConfig};
 
 /// Provider defaults (SPEC section 3).
