@@ -409,6 +409,9 @@ pub struct ProviderConfig {
     /// Introspection endpoint (default: from discovery).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<url::Url>,
+    /// Whether opaque (non-JWT) Bearer tokens go to this provider's introspection only; when
+    /// no provider sets it, they go to every provider with `introspection`, in order.
+    pub introspection_for_opaque: bool,
     /// `logout.*`.
     pub logout: ProviderLogoutConfig,
 }

@@ -22,6 +22,7 @@ mod multi_instance;
 mod operate;
 mod private_redis;
 mod properties;
+mod provider_faults;
 mod redaction;
 mod redirects;
 mod refusal_logs;

@@ -378,6 +378,12 @@ impl FakeOp {
         self.inner.token_endpoint()
     }
 
+    /// The underlying wiremock server: mount higher-priority mocks on it to override an
+    /// endpoint (a forged refresh answer, a provider that stops answering).
+    pub fn server(&self) -> &MockServer {
+        &self._server
+    }
+
     fn st(&self) -> MutexGuard<'_, State> {
         self.inner.lock()
     }
