@@ -51,6 +51,9 @@ pub enum ApiError {
     /// An upstream token endpoint failed.
     #[error("{0}")]
     TokenUnavailable(String),
+    /// A proxied target did not answer in time or could not be reached (SPEC 9).
+    #[error("The proxied target is unavailable")]
+    UpstreamUnavailable,
     /// Redis (or the configured store) did not answer.
     #[error("The session store is unavailable")]
     SessionStoreUnavailable,
@@ -83,6 +86,7 @@ impl ApiError {
             Self::LoginFailed { .. } => "LOGIN_FAILED",
             Self::ProviderUnavailable(_) => "PROVIDER_UNAVAILABLE",
             Self::TokenUnavailable(_) => "TOKEN_UNAVAILABLE",
+            Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Self::SessionStoreUnavailable => "SESSION_STORE_UNAVAILABLE",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::NotFound => "NOT_FOUND",
@@ -144,7 +148,9 @@ impl ResponseError for ApiError {
             }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::TargetNotAllowed => StatusCode::FORBIDDEN,
-            Self::ProviderUnavailable(_) | Self::TokenUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::ProviderUnavailable(_)
+            | Self::TokenUnavailable(_)
+            | Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::SessionStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,

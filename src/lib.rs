@@ -14,6 +14,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod origin;
 pub mod pages;
+pub mod proxy;
 pub mod redirect;
 pub mod routes;
 pub mod session;

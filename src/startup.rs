@@ -56,6 +56,7 @@ impl Application {
         let base_path = config.server.base_path.clone();
         let config_store_kind = config.session.store;
         let workers = config.server.workers;
+        let proxy = web::Data::new(crate::proxy::Proxy::new(&config, &registry)?);
         let state = AppState::new(config, store, metrics)?;
         state.providers.start_discovery(&state.http);
         let prometheus = PrometheusMetricsBuilder::new("identity")
@@ -81,7 +82,12 @@ impl Application {
                 .app_data(extract::form_config())
                 .app_data(extract::json_config())
                 .app_data(extract::query_config())
-                .service(web::scope(&base_path).configure(routes::configure))
+                .app_data(proxy.clone())
+                .service(
+                    web::scope(&base_path)
+                        .configure(|scope| routes::proxy::configure(scope, &proxy))
+                        .configure(routes::configure),
+                )
                 .default_service(web::to(routes::not_found))
         })
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);

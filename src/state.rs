@@ -95,7 +95,11 @@ impl AppState {
             token_cache: TokenCache::new(store.clone(), prefix),
             flights: SingleFlight::new(store.clone()),
             signer: Arc::new(Signer::load(config.signing.key_file.as_deref())?),
-            openapi: crate::openapi::document(&public_base, &config.session.cookie_name),
+            openapi: crate::openapi::document(
+                &public_base,
+                &config.session.cookie_name,
+                &config.targets,
+            ),
             store,
             bearer: BearerVerifier::default(),
             providers,

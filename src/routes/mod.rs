@@ -7,6 +7,7 @@ pub mod jwks;
 pub mod login;
 pub mod logout;
 pub mod metadata;
+pub mod proxy;
 pub mod token;
 pub mod userinfo;
 
