@@ -163,8 +163,8 @@ async fn answer(request: HttpRequest, mut payload: web::Payload, shared: Shared)
         }
         "/cookie" => HttpResponse::Ok()
             .insert_header(("set-cookie", "upstream=secret; Path=/"))
-            .insert_header(("connection", "x-hop"))
-            .insert_header(("x-hop", "1"))
+            .insert_header(("proxy-authenticate", "Basic"))
+            .insert_header(("trailer", "x-checksum"))
             .insert_header(("x-kept", "1"))
             .body("ok"),
         _ => HttpResponse::Ok()
