@@ -20,10 +20,12 @@ const HOP_BY_HOP: [&str; 6] = [
     "upgrade",
 ];
 
-/// Request headers never sent upstream: our session cookie, the browser's credentials and
-/// the forwarding headers we set ourselves (a browser's own would be believed upstream).
-const REQUEST_DROPPED: [&str; 7] = [
+/// Request headers never sent upstream: our session cookie, the browser's credentials,
+/// `Expect` (we have already answered `100 Continue` ourselves) and the forwarding headers
+/// we set ourselves (a browser's own would be believed upstream).
+const REQUEST_DROPPED: [&str; 8] = [
     "cookie",
+    "expect",
     "authorization",
     "host",
     "forwarded",
@@ -150,6 +152,7 @@ mod tests {
             ("x-private", "1"),
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
+            ("expect", "100-continue"),
             ("upgrade", "websocket"),
             ("proxy-authorization", "Basic x"),
             ("x-forwarded-for", "6.6.6.6"),
