@@ -161,7 +161,14 @@ fn cors(origins: OriginPolicy) -> Cors {
                 .to_str()
                 .is_ok_and(|origin| origins.allows_header_value(origin))
         })
-        .allowed_methods([Method::GET, Method::POST])
+        // PUT, PATCH, DELETE: frontends call proxied APIs (SPEC 9) with any method.
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allowed_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,

@@ -496,3 +496,27 @@ fn a_bad_proxy_path_stops_the_start_with_exit_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("targets[0].proxy_path"), "{stderr}");
 }
+
+#[tokio::test]
+async fn allowed_frontends_may_send_any_method_cross_origin() {
+    let s = setup().await;
+    let response = s
+        .app
+        .client
+        .request(reqwest::Method::OPTIONS, s.app.url("/api/echo/x"))
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "DELETE")
+        .header("Access-Control-Request-Headers", "x-requested-with")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let methods = response.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        assert!(methods.contains(method), "{methods}");
+    }
+    assert!(s.upstream.requests().is_empty(), "a preflight is not proxied");
+}
