@@ -5,10 +5,25 @@
 use actix_web::HttpRequest;
 use actix_web::http::header::AUTHORIZATION;
 
+use crate::cookies::CookieSettings;
 use crate::error::ApiError;
-use crate::oidc::bearer::BearerIdentity;
-use crate::session::{LoadedSession, Profile};
-use crate::state::AppState;
+use crate::oidc::ProviderRegistry;
+use crate::oidc::bearer::{BearerIdentity, BearerVerifier};
+use crate::session::{LoadedSession, Profile, SessionService};
+
+/// What identifying a caller needs: cookies and sessions, providers and bearer checks.
+pub struct CallerDeps<'a> {
+    /// Providers (bearer tokens are checked against them).
+    pub providers: &'a ProviderRegistry,
+    /// Bearer token checks and the introspection cache.
+    pub bearer: &'a BearerVerifier,
+    /// The upstream HTTP client (keys, introspection).
+    pub http: &'a reqwest::Client,
+    /// Sessions.
+    pub sessions: &'a SessionService,
+    /// The session cookie's name.
+    pub cookies: &'a CookieSettings,
+}
 
 /// An authenticated caller.
 pub enum Caller {
@@ -21,7 +36,7 @@ pub enum Caller {
 impl Caller {
     /// Identifies the caller of `request`; `None` when nobody is logged in.
     pub async fn identify(
-        state: &AppState,
+        state: &CallerDeps<'_>,
         request: &HttpRequest,
     ) -> Result<Option<Self>, ApiError> {
         if let Some(token) = bearer_token(request) {
@@ -35,7 +50,7 @@ impl Caller {
             }
             return match state
                 .bearer
-                .verify(&state.providers, &state.http, token)
+                .verify(state.providers, state.http, token)
                 .await
             {
                 Ok(identity) => Ok(Some(Self::Bearer(identity))),

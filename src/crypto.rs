@@ -75,9 +75,10 @@ pub fn open(key: &[u8; 32], context: &[u8], mut sealed: Vec<u8>) -> Option<Vec<u
         return None;
     }
     let opening_key = RandomizedNonceKey::new(&AES_256_GCM, key).ok()?;
-    let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).ok()?;
+    let (nonce, ciphertext) = sealed.split_at_mut_checked(NONCE_LEN)?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
     let plaintext_len = opening_key
-        .open_in_place(nonce, Aad::from(context), &mut sealed[NONCE_LEN..])
+        .open_in_place(nonce, Aad::from(context), ciphertext)
         .ok()?
         .len();
     sealed.copy_within(NONCE_LEN..NONCE_LEN + plaintext_len, 0);

@@ -66,32 +66,134 @@ pub enum ApiError {
     /// The endpoint exists but not for this method.
     #[error("Method not allowed")]
     MethodNotAllowed,
-    /// A bug or an unexpected condition; details are logged only.
+    /// A bug or an unexpected condition; the cause is logged once, never sent.
     #[error("Internal error")]
-    Internal,
+    Internal(#[source] InternalError),
+}
+
+/// Why a request failed inside the service: logged at the response boundary (see
+/// [`ApiError::log_cause`]), never put into an answer. Holds no secret.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    /// The system random generator or the AEAD failed.
+    #[error("cryptography failed")]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// A value we own could not be turned into JSON.
+    #[error("could not serialise {what}")]
+    Serialize {
+        /// What was being serialised.
+        what: &'static str,
+        /// The serde error (names a field, never a value).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A JWT could not be signed.
+    #[error("could not sign a JWT")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+    /// A response header could not be built.
+    #[error("could not build a response header")]
+    Header(#[source] actix_web::error::HttpError),
+    /// An HTML page could not be rendered.
+    #[error("could not render the template {name}")]
+    Template {
+        /// The template's file name.
+        name: String,
+        /// The engine's error.
+        #[source]
+        source: minijinja::Error,
+    },
+    /// The task that keeps a single-flight lock alive ended before the call it guards.
+    #[error("the single-flight lock renewal ended early")]
+    LockRenewalEnded,
+}
+
+/// Why the service cannot start (exit code 1; configuration errors are found earlier).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// `server.bind` cannot be listened on.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server could not be started on its listener.
+    #[error("cannot serve: {0}")]
+    Serve(#[source] std::io::Error),
+    /// The upstream HTTP client could not be built (TLS set-up).
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// The session store could not be set up.
+    #[error("{0}")]
+    Store(#[source] crate::store::StoreError),
+    /// The Prometheus registry refused our metrics.
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
+    /// A part refused its configuration (providers, targets, templates, signing key);
+    /// the message names the key or file.
+    #[error("{0}")]
+    Part(String),
+}
+
+impl From<StartupError> for String {
+    fn from(error: StartupError) -> Self {
+        error.to_string()
+    }
+}
+
+impl From<crate::crypto::CryptoError> for ApiError {
+    fn from(error: crate::crypto::CryptoError) -> Self {
+        Self::Internal(InternalError::Crypto(error))
+    }
+}
+
+impl From<InternalError> for ApiError {
+    fn from(error: InternalError) -> Self {
+        Self::Internal(error)
+    }
 }
 
 impl ApiError {
+    /// The one table of SPEC 2: each variant's stable UPPER_SNAKE code and its status.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        match self {
+            Self::MissingParameter(_) => ("MISSING_PARAMETER", StatusCode::BAD_REQUEST),
+            Self::InvalidParameter(_) => ("INVALID_PARAMETER", StatusCode::BAD_REQUEST),
+            Self::RedirectNotAllowed => ("REDIRECT_NOT_ALLOWED", StatusCode::BAD_REQUEST),
+            Self::Unauthorized(_) => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
+            Self::Forbidden(_) => ("FORBIDDEN", StatusCode::FORBIDDEN),
+            Self::UnknownProvider(_) => ("UNKNOWN_PROVIDER", StatusCode::BAD_REQUEST),
+            Self::TargetNotAllowed => ("TARGET_NOT_ALLOWED", StatusCode::FORBIDDEN),
+            Self::InvalidLogoutToken(_) => ("INVALID_LOGOUT_TOKEN", StatusCode::BAD_REQUEST),
+            Self::LoginFailed {
+                upstream: false, ..
+            } => ("LOGIN_FAILED", StatusCode::BAD_REQUEST),
+            Self::LoginFailed { upstream: true, .. } => ("LOGIN_FAILED", StatusCode::BAD_GATEWAY),
+            Self::ProviderUnavailable(_) => ("PROVIDER_UNAVAILABLE", StatusCode::BAD_GATEWAY),
+            Self::TokenUnavailable(_) => ("TOKEN_UNAVAILABLE", StatusCode::BAD_GATEWAY),
+            Self::UpstreamUnavailable => ("UPSTREAM_UNAVAILABLE", StatusCode::BAD_GATEWAY),
+            Self::SessionStoreUnavailable => {
+                ("SESSION_STORE_UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE)
+            }
+            Self::PayloadTooLarge => ("PAYLOAD_TOO_LARGE", StatusCode::PAYLOAD_TOO_LARGE),
+            Self::NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),
+            Self::MethodNotAllowed => ("METHOD_NOT_ALLOWED", StatusCode::METHOD_NOT_ALLOWED),
+            Self::Internal(_) => ("INTERNAL_ERROR", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
     /// The stable UPPER_SNAKE code of SPEC 2.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::MissingParameter(_) => "MISSING_PARAMETER",
-            Self::InvalidParameter(_) => "INVALID_PARAMETER",
-            Self::RedirectNotAllowed => "REDIRECT_NOT_ALLOWED",
-            Self::Unauthorized(_) => "UNAUTHORIZED",
-            Self::Forbidden(_) => "FORBIDDEN",
-            Self::UnknownProvider(_) => "UNKNOWN_PROVIDER",
-            Self::TargetNotAllowed => "TARGET_NOT_ALLOWED",
-            Self::InvalidLogoutToken(_) => "INVALID_LOGOUT_TOKEN",
-            Self::LoginFailed { .. } => "LOGIN_FAILED",
-            Self::ProviderUnavailable(_) => "PROVIDER_UNAVAILABLE",
-            Self::TokenUnavailable(_) => "TOKEN_UNAVAILABLE",
-            Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
-            Self::SessionStoreUnavailable => "SESSION_STORE_UNAVAILABLE",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Self::NotFound => "NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::Internal => "INTERNAL_ERROR",
+        self.code_and_status().0
+    }
+
+    /// Logs the cause of an internal error (once, where the answer is made).
+    pub fn log_cause(&self) {
+        if let Self::Internal(cause) = self {
+            let chain = error_chain(cause);
+            tracing::error!(cause = %chain, "internal error");
         }
     }
 
@@ -133,33 +235,11 @@ pub struct ErrorBody {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::MissingParameter(_)
-            | Self::InvalidParameter(_)
-            | Self::RedirectNotAllowed
-            | Self::UnknownProvider(_)
-            | Self::InvalidLogoutToken(_) => StatusCode::BAD_REQUEST,
-            Self::LoginFailed { upstream, .. } => {
-                if *upstream {
-                    StatusCode::BAD_GATEWAY
-                } else {
-                    StatusCode::BAD_REQUEST
-                }
-            }
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::TargetNotAllowed => StatusCode::FORBIDDEN,
-            Self::ProviderUnavailable(_)
-            | Self::TokenUnavailable(_)
-            | Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
-            Self::SessionStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code_and_status().1
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.log_cause();
         json_response(self.status_code(), &self.body())
     }
 }
@@ -169,6 +249,18 @@ impl From<crate::store::StoreError> for ApiError {
         tracing::warn!(%error, "session store call failed");
         Self::SessionStoreUnavailable
     }
+}
+
+/// An error and its sources, joined by `: `.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Text from outside (a provider's error code, a provider id) made safe to echo in a
@@ -194,5 +286,148 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> HttpResponse 
                 .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
                 .body(r#"{"error":"INTERNAL_ERROR","errorMessage":"Internal error"}"#)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant with its status and exact body: a changed code, status or message
+    /// shows up here.
+    #[test]
+    fn every_error_has_its_pinned_status_and_body() {
+        let table: Vec<(ApiError, u16, &str)> = vec![
+            (
+                ApiError::MissingParameter("returnURL"),
+                400,
+                r#"{"error":"MISSING_PARAMETER","errorMessage":"Missing parameter value for 'returnURL'"}"#,
+            ),
+            (
+                ApiError::InvalidParameter("bad".to_owned()),
+                400,
+                r#"{"error":"INVALID_PARAMETER","errorMessage":"bad"}"#,
+            ),
+            (
+                ApiError::RedirectNotAllowed,
+                400,
+                r#"{"error":"REDIRECT_NOT_ALLOWED","errorMessage":"The redirect URL is not allowed"}"#,
+            ),
+            (
+                ApiError::Unauthorized("Authentication required"),
+                401,
+                r#"{"error":"UNAUTHORIZED","errorMessage":"Authentication required"}"#,
+            ),
+            (
+                ApiError::Forbidden("no"),
+                403,
+                r#"{"error":"FORBIDDEN","errorMessage":"no"}"#,
+            ),
+            (
+                ApiError::UnknownProvider("Unknown provider 'x'".to_owned()),
+                400,
+                r#"{"error":"UNKNOWN_PROVIDER","errorMessage":"Unknown provider 'x'"}"#,
+            ),
+            (
+                ApiError::TargetNotAllowed,
+                403,
+                r#"{"error":"TARGET_NOT_ALLOWED","errorMessage":"No permitted token target matches the requested URL"}"#,
+            ),
+            (
+                ApiError::InvalidLogoutToken("the jti was already used (replay)".to_owned()),
+                400,
+                r#"{"error":"INVALID_LOGOUT_TOKEN","errorMessage":"Invalid logout token: the jti was already used (replay)"}"#,
+            ),
+            (
+                ApiError::login_failed("the callback carries no code"),
+                400,
+                r#"{"error":"LOGIN_FAILED","errorMessage":"Login failed: the callback carries no code"}"#,
+            ),
+            (
+                ApiError::login_upstream_failed("the provider is unreachable"),
+                502,
+                r#"{"error":"LOGIN_FAILED","errorMessage":"Login failed: the provider is unreachable"}"#,
+            ),
+            (
+                ApiError::ProviderUnavailable("op".to_owned()),
+                502,
+                r#"{"error":"PROVIDER_UNAVAILABLE","errorMessage":"The identity provider 'op' is unavailable"}"#,
+            ),
+            (
+                ApiError::TokenUnavailable("The provider has no token endpoint".to_owned()),
+                502,
+                r#"{"error":"TOKEN_UNAVAILABLE","errorMessage":"The provider has no token endpoint"}"#,
+            ),
+            (
+                ApiError::UpstreamUnavailable,
+                502,
+                r#"{"error":"UPSTREAM_UNAVAILABLE","errorMessage":"The proxied target is unavailable"}"#,
+            ),
+            (
+                ApiError::SessionStoreUnavailable,
+                503,
+                r#"{"error":"SESSION_STORE_UNAVAILABLE","errorMessage":"The session store is unavailable"}"#,
+            ),
+            (
+                ApiError::PayloadTooLarge,
+                413,
+                r#"{"error":"PAYLOAD_TOO_LARGE","errorMessage":"The request body is too large"}"#,
+            ),
+            (
+                ApiError::NotFound,
+                404,
+                r#"{"error":"NOT_FOUND","errorMessage":"Not found"}"#,
+            ),
+            (
+                ApiError::MethodNotAllowed,
+                405,
+                r#"{"error":"METHOD_NOT_ALLOWED","errorMessage":"Method not allowed"}"#,
+            ),
+            (
+                ApiError::Internal(InternalError::LockRenewalEnded),
+                500,
+                r#"{"error":"INTERNAL_ERROR","errorMessage":"Internal error"}"#,
+            ),
+        ];
+        for (error, status, body) in table {
+            pinned(&error);
+            assert_eq!(error.status_code().as_u16(), status, "{error:?}");
+            assert_eq!(serde_json::to_string(&error.body()).unwrap(), body);
+        }
+    }
+
+    /// Fails to compile when a variant is added without a row in the table above.
+    fn pinned(error: &ApiError) {
+        match error {
+            ApiError::MissingParameter(_)
+            | ApiError::InvalidParameter(_)
+            | ApiError::RedirectNotAllowed
+            | ApiError::Unauthorized(_)
+            | ApiError::Forbidden(_)
+            | ApiError::UnknownProvider(_)
+            | ApiError::TargetNotAllowed
+            | ApiError::InvalidLogoutToken(_)
+            | ApiError::LoginFailed { .. }
+            | ApiError::ProviderUnavailable(_)
+            | ApiError::TokenUnavailable(_)
+            | ApiError::UpstreamUnavailable
+            | ApiError::SessionStoreUnavailable
+            | ApiError::PayloadTooLarge
+            | ApiError::NotFound
+            | ApiError::MethodNotAllowed
+            | ApiError::Internal(_) => {}
+        }
+    }
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_out_of_the_body() {
+        let cause = serde_json::from_str::<u8>("no").unwrap_err();
+        let error = ApiError::Internal(InternalError::Serialize {
+            what: "a session",
+            source: cause,
+        });
+        assert!(std::error::Error::source(&error).is_some());
+        assert_eq!(error.to_string(), "Internal error");
+        assert!(error_chain(&InternalError::LockRenewalEnded).contains("lock renewal"));
     }
 }

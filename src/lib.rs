@@ -1,8 +1,9 @@
 //! identity-service: OpenID Connect login sessions and downstream tokens for browser apps.
-//! See README.md for what it does and `../shared/SPEC.md` for the contract.
+//! See README.md for what it does and how to run it, ARCHITECTURE.md for how `src/` is cut.
 
 pub mod caller;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod cookies;
 pub mod crypto;
@@ -11,7 +12,6 @@ pub mod extract;
 pub mod metrics;
 pub mod observed_store;
 pub mod oidc;
-pub mod openapi;
 pub mod origin;
 pub mod pages;
 pub mod proxy;

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 
 const BUILT_IN: [(&str, &str); 4] = [
     ("base.html", include_str!("../templates/base.html")),
@@ -84,6 +84,7 @@ impl Pages {
         if !wants_html(request) {
             return error.error_response();
         }
+        error.log_cause();
         self.page(
             error.status_code(),
             "error.html",
@@ -109,10 +110,11 @@ impl Pages {
                 ))
                 .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
                 .body(html),
-            Err(error) => {
-                tracing::error!(%error, template = name, "template rendering failed");
-                ApiError::Internal.error_response()
-            }
+            Err(error) => ApiError::Internal(InternalError::Template {
+                name: name.to_owned(),
+                source: error,
+            })
+            .error_response(),
         }
     }
 }

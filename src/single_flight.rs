@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 use crate::observed_store::ObservedStore;
 use crate::store::KeyValueStore;
 
@@ -37,7 +37,7 @@ impl SingleFlight {
         mut ready: impl AsyncFnMut() -> Result<Option<T>, ApiError>,
         produce: impl AsyncFnOnce() -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let holder = crypto::random_token::<16>().map_err(|_| ApiError::Internal)?;
+        let holder = crypto::random_token::<16>()?;
         let deadline = Instant::now() + WAIT_LIMIT;
         let mut pause = FIRST_PAUSE;
         loop {
@@ -96,7 +96,7 @@ impl SingleFlight {
         };
         tokio::select! {
             result = produce() => result,
-            () = renew => Err(ApiError::Internal),
+            () = renew => Err(InternalError::LockRenewalEnded.into()),
         }
     }
 }

@@ -10,6 +10,7 @@ use actix_web_prom::PrometheusMetricsBuilder;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{Config, StoreKind};
+use crate::error::StartupError;
 use crate::extract;
 use crate::metrics::Metrics;
 use crate::origin::OriginPolicy;
@@ -29,9 +30,12 @@ pub struct Application {
 
 impl Application {
     /// Binds `server.bind` and builds the server.
-    pub async fn build(config: Config) -> Result<Self, String> {
-        let listener = TcpListener::bind(&config.server.bind)
-            .map_err(|error| format!("cannot listen on {}: {error}", config.server.bind))?;
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(&config.server.bind).map_err(|source| StartupError::Listen {
+                address: config.server.bind.clone(),
+                source,
+            })?;
         Self::build_with_listener(config, listener).await
     }
 
@@ -39,24 +43,22 @@ impl Application {
     pub async fn build_with_listener(
         config: Config,
         listener: TcpListener,
-    ) -> Result<Self, String> {
-        let port = listener
-            .local_addr()
-            .map_err(|error| format!("listener has no address: {error}"))?
-            .port();
+    ) -> Result<Self, StartupError> {
+        let port = listener.local_addr().map_err(StartupError::Serve)?.port();
         let store = match config.session.store {
             StoreKind::Memory => AnyStore::Memory(MemoryStore::new()),
             StoreKind::Redis => AnyStore::Redis(
-                RedisStore::connect(&config.session.redis_url)
-                    .map_err(|error| error.to_string())?,
+                RedisStore::connect(&config.session.redis_url).map_err(StartupError::Store)?,
             ),
         };
         let registry = prometheus::Registry::new();
-        let metrics = Metrics::register(&registry).map_err(|error| error.to_string())?;
+        let metrics = Metrics::register(&registry).map_err(StartupError::Metrics)?;
         let base_path = config.server.base_path.clone();
         let config_store_kind = config.session.store;
         let workers = config.server.workers;
-        let proxy = web::Data::new(crate::proxy::Proxy::new(&config, &registry)?);
+        let proxy = web::Data::new(
+            crate::proxy::Proxy::new(&config, &registry).map_err(StartupError::Part)?,
+        );
         let state = AppState::new(config, store, metrics)?;
         state.providers.start_discovery(&state.http);
         let prometheus = PrometheusMetricsBuilder::new("identity")
@@ -64,12 +66,17 @@ impl Application {
             .endpoint(&format!("{base_path}/metrics"))
             .mask_unmatched_patterns("UNKNOWN")
             .build()
-            .map_err(|error| format!("cannot set up metrics: {error}"))?;
+            .map_err(|error| StartupError::Part(format!("cannot set up metrics: {error}")))?;
         let cors_origins = state.cors_origins.clone();
         let worker_redis_url = match config_store_kind {
             StoreKind::Redis => Some(state.config.session.redis_url.clone()),
             StoreKind::Memory => None,
         };
+        let openapi = web::Data::new(routes::openapi::OpenApiJson(routes::openapi::document(
+            &state.public_base,
+            &state.config.session.cookie_name,
+            &state.config.targets,
+        )));
         let state = web::Data::new(state);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -78,6 +85,7 @@ impl Application {
                 .wrap(prometheus.clone())
                 .wrap(TracingLogger::<RedactedRootSpan>::new())
                 .app_data(worker_state(&state, worker_redis_url.as_deref()))
+                .app_data(openapi.clone())
                 .app_data(extract::payload_config())
                 .app_data(extract::form_config())
                 .app_data(extract::json_config())
@@ -94,10 +102,7 @@ impl Application {
         if workers > 0 {
             server = server.workers(workers);
         }
-        let server = server
-            .listen(listener)
-            .map_err(|error| format!("cannot serve: {error}"))?
-            .run();
+        let server = server.listen(listener).map_err(StartupError::Serve)?.run();
         Ok(Self { port, server })
     }
 

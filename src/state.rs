@@ -1,14 +1,21 @@
-//! The typed application state every handler receives through `web::Data`.
+//! The typed application state every handler receives through `web::Data`: wiring only.
+//! It builds the parts from configuration and hands each domain call the narrow parts it
+//! needs ([`AppState::caller_deps`], [`AppState::token_deps`], ...); no logic lives here.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::caller::CallerDeps;
 use crate::config::Config;
 use crate::cookies::CookieSettings;
+use crate::error::StartupError;
 use crate::metrics::Metrics;
 use crate::observed_store::ObservedStore;
 use crate::oidc::ProviderRegistry;
+use crate::oidc::backchannel::BackchannelDeps;
 use crate::oidc::bearer::BearerVerifier;
+use crate::oidc::login::LoginDeps;
+use crate::oidc::refresh::RefreshDeps;
 use crate::origin::OriginPolicy;
 use crate::pages::Pages;
 use crate::redirect::RedirectPolicy;
@@ -16,7 +23,7 @@ use crate::session::{SealedSlots, SessionService};
 use crate::single_flight::SingleFlight;
 use crate::store::AnyStore;
 use crate::targets::signing::Signer;
-use crate::targets::{TargetTable, TokenCache};
+use crate::targets::{TargetTable, TokenCache, TokenDeps};
 
 /// How long a login or an RP-initiated logout may take (SPEC 2: 10 minutes).
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -58,15 +65,13 @@ pub struct AppState {
     pub flights: SingleFlight,
     /// Our key for `jwt` targets.
     pub signer: Arc<Signer>,
-    /// `/openapi.json`, rendered once.
-    pub openapi: String,
     /// The one HTTP client for upstream calls (timeouts, no redirects).
     pub http: reqwest::Client,
 }
 
 impl AppState {
     /// Builds the state from configuration, a store and the metrics.
-    pub fn new(config: Config, store: AnyStore, metrics: Metrics) -> Result<Self, String> {
+    pub fn new(config: Config, store: AnyStore, metrics: Metrics) -> Result<Self, StartupError> {
         let config = Arc::new(config);
         let store = ObservedStore::new(store, metrics.store_errors.clone());
         let public_url = config.server.public_url.as_str().trim_end_matches('/');
@@ -78,10 +83,12 @@ impl AppState {
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("identity-service/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+            .map_err(StartupError::HttpClient)?;
         let providers =
-            ProviderRegistry::new(&config.providers, &format!("{public_base}/callback"))?;
-        let pages = Pages::new(config.server.templates_dir.as_deref())?;
+            ProviderRegistry::new(&config.providers, &format!("{public_base}/callback"))
+                .map_err(StartupError::Part)?;
+        let pages =
+            Pages::new(config.server.templates_dir.as_deref()).map_err(StartupError::Part)?;
         Ok(Self {
             sessions: SessionService::new(
                 store.clone(),
@@ -91,14 +98,11 @@ impl AppState {
             ),
             pending_logins: SealedSlots::new(store.clone(), prefix, "login"),
             pending_logouts: SealedSlots::new(store.clone(), prefix, "logout"),
-            targets: TargetTable::new(&config.targets)?,
+            targets: TargetTable::new(&config.targets).map_err(StartupError::Part)?,
             token_cache: TokenCache::new(store.clone(), prefix),
             flights: SingleFlight::new(store.clone()),
-            signer: Arc::new(Signer::load(config.signing.key_file.as_deref())?),
-            openapi: crate::openapi::document(
-                &public_base,
-                &config.session.cookie_name,
-                &config.targets,
+            signer: Arc::new(
+                Signer::load(config.signing.key_file.as_deref()).map_err(StartupError::Part)?,
             ),
             store,
             bearer: BearerVerifier::default(),
@@ -138,6 +142,65 @@ impl AppState {
             flights: SingleFlight::new(store.clone()),
             store,
             ..self.clone()
+        }
+    }
+
+    /// What identifying a caller needs.
+    pub fn caller_deps(&self) -> CallerDeps<'_> {
+        CallerDeps {
+            providers: &self.providers,
+            bearer: &self.bearer,
+            http: &self.http,
+            sessions: &self.sessions,
+            cookies: &self.cookies,
+        }
+    }
+
+    /// What refreshing a session's access token needs.
+    pub fn refresh_deps(&self) -> RefreshDeps<'_> {
+        RefreshDeps {
+            sessions: &self.sessions,
+            flights: &self.flights,
+            providers: &self.providers,
+            http: &self.http,
+            key_prefix: &self.config.session.key_prefix,
+            metrics: &self.metrics,
+        }
+    }
+
+    /// What issuing a target token needs.
+    pub fn token_deps(&self) -> TokenDeps<'_> {
+        TokenDeps {
+            token_cache: &self.token_cache,
+            flights: &self.flights,
+            http: &self.http,
+            providers: &self.providers,
+            signer: &self.signer,
+            issuer: self.config.server.public_url.as_str().trim_end_matches('/'),
+            metrics: &self.metrics,
+            refresh: self.refresh_deps(),
+        }
+    }
+
+    /// What a back-channel logout needs.
+    pub fn backchannel_deps(&self) -> BackchannelDeps<'_> {
+        BackchannelDeps {
+            providers: &self.providers,
+            http: &self.http,
+            sessions: &self.sessions,
+            store: &self.store,
+            key_prefix: &self.config.session.key_prefix,
+            max_age: self.config.backchannel.max_age,
+        }
+    }
+
+    /// What finishing a login needs.
+    pub fn login_deps(&self) -> LoginDeps<'_> {
+        LoginDeps {
+            pending_logins: &self.pending_logins,
+            providers: &self.providers,
+            http: &self.http,
+            sessions: &self.sessions,
         }
     }
 }

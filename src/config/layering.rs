@@ -203,8 +203,13 @@ fn set_in_array(
     };
     let here = format!("{path}[{index}]");
     if rest.is_empty() {
-        items[index] = value;
-        return Ok(here);
+        return match items.get_mut(index) {
+            Some(slot) => {
+                *slot = value;
+                Ok(here)
+            }
+            None => Err(format!("{here} does not exist")),
+        };
     }
     match items.get_mut(index) {
         Some(Value::Table(sub)) => set_in_table(sub, rest, &here, value),

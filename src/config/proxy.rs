@@ -112,7 +112,9 @@ pub(super) fn check_proxy_path(path: &str) -> Result<(), String> {
             "\"/\" would cover the whole service; name a path such as \"/api/maps\"".into(),
         );
     }
-    let segments_ok = path[1..]
+    let segments_ok = path
+        .strip_prefix('/')
+        .unwrap_or(path)
         .split('/')
         .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
     let characters_ok = path
@@ -145,7 +147,10 @@ pub(super) fn check_proxy_paths(paths: &[(String, String)], p: &mut Problems) {
                 format!("\"{path}\" overlaps the service's own route {route}"),
             );
         }
-        if let Some((other, other_key)) = paths[..i].iter().find(|(other, _)| overlaps(path, other))
+        if let Some((other, other_key)) = paths
+            .iter()
+            .take(i)
+            .find(|(other, _)| overlaps(path, other))
         {
             let how = if other == path {
                 "duplicates"

@@ -12,10 +12,11 @@ use serde_json::{Map, Value};
 use super::jwt::{self, audience_contains, numeric_date};
 use super::token_endpoint::{TokenClient, authenticated_post};
 use super::{Provider, ProviderRegistry};
+use crate::clock::unix_now;
 use crate::crypto;
 use crate::oidc::claims::map_profile;
-use crate::oidc::flow::jwt_payload;
-use crate::session::{Profile, unix_now};
+use crate::oidc::jwt::jwt_payload;
+use crate::session::Profile;
 
 /// Longest time an introspection answer is reused.
 pub const INTROSPECTION_CACHE_SECONDS: i64 = 60;

@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 
 /// The `client_assertion_type` value for JWT assertions.
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -55,13 +55,11 @@ impl ClientKey {
             iss: client_id,
             sub: client_id,
             aud: token_url,
-            jti: crypto::random_token::<16>().map_err(|_| ApiError::Internal)?,
+            jti: crypto::random_token::<16>()?,
             iat: now,
             exp: now + 60,
         };
-        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.key).map_err(|error| {
-            tracing::error!(%error, "could not sign a client assertion");
-            ApiError::Internal
-        })
+        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.key)
+            .map_err(|error| InternalError::Sign(error).into())
     }
 }

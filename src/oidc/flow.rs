@@ -18,17 +18,19 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::client_auth::JWT_BEARER_ASSERTION;
+use super::jwt::jwt_payload;
 use super::provider::{Discovered, Provider};
+use crate::clock::unix_now;
 use crate::crypto;
 use crate::error::ApiError;
 use crate::redirect::ReturnUrl;
-use crate::session::{ProviderTokens, unix_now};
+use crate::session::ProviderTokens;
 
 /// Allowed clock difference for `iat` in the future.
 const CLOCK_SKEW_SECONDS: i64 = 60;
 
 /// What a login in flight remembers between `/login` and `/callback`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct PendingLogin {
     /// Provider id.
     pub provider: String,
@@ -40,6 +42,19 @@ pub struct PendingLogin {
     pub return_url: ReturnUrl,
     /// Hash of the browser-binding cookie that started this login.
     pub browser_binding: String,
+}
+
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PendingLogin")
+            .field("provider", &self.provider)
+            .field("pkce_verifier", &"***")
+            .field("nonce", &"***")
+            .field("return_url", &self.return_url)
+            .field("browser_binding", &"***")
+            .finish()
+    }
 }
 
 /// A login about to start: where to send the browser and what to remember.
@@ -81,8 +96,8 @@ pub fn begin_login(
     browser_binding: String,
     hints: &LoginHints<'_>,
 ) -> Result<LoginStart, ApiError> {
-    let state = crypto::random_token::<32>().map_err(|_| ApiError::Internal)?;
-    let nonce = crypto::random_token::<32>().map_err(|_| ApiError::Internal)?;
+    let state = crypto::random_token::<32>()?;
+    let nonce = crypto::random_token::<32>()?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = discovered
         .client
@@ -309,12 +324,6 @@ fn check_authorized_party(claims: &Map<String, Value>, client_id: &str) -> Resul
         )),
         None => Ok(()),
     }
-}
-
-/// The claims of a JWT whose signature was already verified.
-pub fn jwt_payload(token: &str) -> Option<Map<String, Value>> {
-    let payload = token.split('.').nth(1)?;
-    serde_json::from_slice(&crypto::b64_decode(payload.trim_end_matches('='))?).ok()
 }
 
 fn describe_claims_error(error: &openidconnect::ClaimsVerificationError) -> &'static str {

@@ -145,3 +145,10 @@ pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Option<i64> {
         .as_i64()
         .or_else(|| value.as_f64().map(|seconds| seconds.floor() as i64))
 }
+
+/// The claims of a JWT whose signature was already verified (or that we only read, such
+/// as a token endpoint's access token, for its `exp`).
+pub fn jwt_payload(token: &str) -> Option<Map<String, Value>> {
+    let payload = token.split('.').nth(1)?;
+    serde_json::from_slice(&crate::crypto::b64_decode(payload.trim_end_matches('='))?).ok()
+}

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::jwt::{self, audience_contains, numeric_date};
 use super::{Provider, ProviderRegistry};
-use crate::oidc::flow::jwt_payload;
+use crate::oidc::jwt::jwt_payload;
 
 /// The event a logout token must carry (section 2.4).
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";

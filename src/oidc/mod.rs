@@ -1,11 +1,14 @@
 //! OpenID Connect: providers (discovery, keys), the code flow, claim mapping and client
 //! authentication.
 
+pub mod backchannel;
 pub mod bearer;
 pub mod claims;
 pub mod client_auth;
 pub mod flow;
 pub mod jwt;
+pub mod login;
+pub mod logout;
 pub mod logout_token;
 pub mod provider;
 pub mod refresh;

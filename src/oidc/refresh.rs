@@ -5,17 +5,37 @@
 //! refuses ends the session.
 
 use super::token_endpoint::{TokenClient, TokenError, request_token};
+use crate::clock::unix_now;
 use crate::error::ApiError;
-use crate::session::{LoadedSession, ProviderTokens, SessionTicket, unix_now};
-use crate::state::AppState;
+use crate::metrics::Metrics;
+use crate::oidc::ProviderRegistry;
+use crate::session::SessionService;
+use crate::session::{LoadedSession, ProviderTokens, SessionTicket};
+use crate::single_flight::SingleFlight;
 
 /// An access token closer than this to expiry (or a fifth of its lifetime, if shorter)
 /// is refreshed first.
 const REFRESH_MARGIN_SECONDS: i64 = 10;
 
+/// What a refresh needs: the sessions, the lock, the provider and upstream access.
+pub struct RefreshDeps<'a> {
+    /// Sessions (the refreshed tokens are written back; a refused refresh ends one).
+    pub sessions: &'a SessionService,
+    /// Once-at-a-time upstream calls.
+    pub flights: &'a SingleFlight,
+    /// Providers.
+    pub providers: &'a ProviderRegistry,
+    /// The upstream HTTP client.
+    pub http: &'a reqwest::Client,
+    /// `session.key_prefix`, for the refresh lock's key.
+    pub key_prefix: &'a str,
+    /// Upstream latency metrics.
+    pub metrics: &'a Metrics,
+}
+
 /// The session's access token and its expiry, refreshed first when needed.
 pub async fn access_token(
-    state: &AppState,
+    state: &RefreshDeps<'_>,
     session: &LoadedSession,
 ) -> Result<(String, i64), ApiError> {
     if let Some(usable) = usable(&session.record.tokens, session.expires_at) {
@@ -28,10 +48,7 @@ pub async fn access_token(
     }
     let ticket = session.ticket.clone();
     let original = session.record.tokens.access_token.clone();
-    let lock = format!(
-        "{}:refresh",
-        ticket.storage_key(&state.config.session.key_prefix)
-    );
+    let lock = format!("{}:refresh", ticket.storage_key(state.key_prefix));
     state
         .flights
         .run(
@@ -69,7 +86,10 @@ fn renewed_since(tokens: &ProviderTokens, original: Option<&str>) -> Option<(Str
     (Some(token) != original && expires_at > unix_now()).then(|| (token.to_owned(), expires_at))
 }
 
-async fn refresh(state: &AppState, ticket: SessionTicket) -> Result<(String, i64), ApiError> {
+async fn refresh(
+    state: &RefreshDeps<'_>,
+    ticket: SessionTicket,
+) -> Result<(String, i64), ApiError> {
     let Some(mut session) = state.sessions.load(ticket).await? else {
         return Err(ApiError::Unauthorized("The session has ended"));
     };
@@ -85,7 +105,7 @@ async fn refresh(state: &AppState, ticket: SessionTicket) -> Result<(String, i64
         .ok_or(ApiError::Unauthorized(
             "The session's provider is not configured",
         ))?;
-    let discovered = provider.discovered(&state.http).await?;
+    let discovered = provider.discovered(state.http).await?;
     let token_url = discovered.token_endpoint.clone().ok_or_else(|| {
         ApiError::TokenUnavailable("The provider has no token endpoint".to_owned())
     })?;
@@ -99,7 +119,7 @@ async fn refresh(state: &AppState, ticket: SessionTicket) -> Result<(String, i64
         ("refresh_token", refresh_token),
     ];
     let started = std::time::Instant::now();
-    let answer = request_token(&state.http, &token_url, &client, form).await;
+    let answer = request_token(state.http, &token_url, &client, form).await;
     state
         .metrics
         .upstream_latency

@@ -25,7 +25,7 @@ pub struct TokenClient<'a> {
 }
 
 /// A successful token response.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct TokenAnswer {
     /// The access token (or, for token exchange, the issued token).
     pub access_token: String,
@@ -38,6 +38,18 @@ pub struct TokenAnswer {
     /// A new ID token (refresh grants of some providers).
     #[serde(default)]
     pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenAnswer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TokenAnswer")
+            .field("access_token", &"***")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
+            .field("id_token", &self.id_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Why a token request failed.

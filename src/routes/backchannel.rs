@@ -1,19 +1,14 @@
 //! `POST /backchannel-logout` (OpenID Connect Back-Channel Logout 1.0): a provider tells
 //! us a user's session ended; every matching session dies, on every instance at once.
 
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 
-use crate::crypto;
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::read_form;
-use crate::oidc::logout_token::{self, CLOCK_SKEW_SECONDS};
-use crate::session::unix_now;
+use crate::oidc::backchannel;
 use crate::state::AppState;
-use crate::store::KeyValueStore;
 
 /// The body of `POST /backchannel-logout`.
 #[derive(utoipa::ToSchema)]
@@ -62,59 +57,24 @@ async fn backchannel_logout(
             ApiError::PayloadTooLarge => error,
             _ => invalid("the body is not a form"),
         })?;
-    match params.count("logout_token") {
-        0 => return Err(invalid("logout_token is missing")),
-        1 => {}
-        _ => return Err(invalid("exactly one logout_token is allowed")),
-    }
-    let token = params
-        .get("logout_token")
-        .ok_or_else(|| invalid("logout_token is empty"))?;
-    let max_age = i64::try_from(state.config.backchannel.max_age.as_secs()).unwrap_or(i64::MAX / 4);
-    let logout = logout_token::validate(&state.providers, &state.http, token, max_age, unix_now())
-        .await
-        .map_err(|reason| {
-            tracing::info!(reason, "logout token refused");
-            invalid(reason)
-        })?;
-    // Section 2.6 step 7: a jti seen before (on any instance) is a replay. The guard lives
-    // as long as a token can stay acceptable (max_age plus skew).
-    let guard = format!(
-        "{}jti:{}",
-        state.config.session.key_prefix,
-        crypto::derive_name(
-            "logout-jti",
-            format!("{}\0{}", logout.provider.id(), logout.jti).as_bytes()
-        )
-    );
-    let guard_ttl = Duration::from_secs((max_age + 2 * CLOCK_SKEW_SECONDS).max(1) as u64);
-    if !state.store.set_if_absent(&guard, b"1", guard_ttl).await? {
-        return Err(invalid("the jti was already used (replay)"));
-    }
-    let ended = match (&logout.sid, &logout.sub) {
-        (Some(sid), _) => {
-            state
-                .sessions
-                .delete_by_sid(logout.provider.id(), sid)
-                .await?
-        }
-        (None, Some(sub)) => {
-            state
-                .sessions
-                .delete_by_subject(logout.provider.id(), sub)
-                .await?
-        }
-        (None, None) => 0,
-    };
+    let token = match params.count("logout_token") {
+        0 => Err(invalid("logout_token is missing")),
+        1 => params
+            .get("logout_token")
+            .ok_or_else(|| invalid("logout_token is empty")),
+        _ => Err(invalid("exactly one logout_token is allowed")),
+    }?;
+    let ended = backchannel::backchannel_logout(&state.backchannel_deps(), token).await?;
     state
         .metrics
         .logouts
         .with_label_values(&["backchannel"])
-        .inc_by(ended);
-    tracing::info!(provider = %logout.provider.id(), ended, "back-channel logout");
+        .inc_by(ended.sessions);
+    tracing::info!(provider = %ended.provider, ended = ended.sessions, "back-channel logout");
     Ok(())
 }
 
 fn invalid(reason: &str) -> ApiError {
+    tracing::warn!(check = reason, "logout request refused");
     ApiError::InvalidLogoutToken(reason.to_owned())
 }

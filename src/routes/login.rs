@@ -56,7 +56,7 @@ async fn login(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, 
     let discovered = provider.discovered_for_login(&state.http).await?;
     let binding = match state.cookies.login_binding(request) {
         Some(binding) => binding,
-        None => crypto::random_token::<16>().map_err(|_| ApiError::Internal)?,
+        None => crypto::random_token::<16>()?,
     };
     let start = flow::begin_login(
         provider,

@@ -6,14 +6,13 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
-use url::Url;
 
 use crate::crypto;
-use crate::error::{ApiError, ErrorBody, json_response};
+use crate::error::{ApiError, ErrorBody, InternalError, json_response};
 use crate::extract::Params;
+use crate::oidc::logout::EndSession;
 use crate::pages::wants_html;
 use crate::redirect::ReturnUrl;
-use crate::session::LoadedSession;
 use crate::state::{AppState, PENDING_TTL};
 
 /// Answer of a logout without `returnURL`.
@@ -92,13 +91,13 @@ async fn logout(state: &AppState, request: &HttpRequest) -> Result<HttpResponse,
         Some(session) => {
             state.sessions.delete(session).await?;
             state.metrics.logouts.with_label_values(&["user"]).inc();
-            end_session_endpoint(state, session)
+            EndSession::for_session(&state.providers, session)
         }
         None => None,
     };
     let removal = state.cookies.session_removal();
     let Some(return_url) = return_url else {
-        let end_session_url = end_session.map(|(endpoint, query)| with_query(endpoint, &query));
+        let end_session_url = end_session.map(EndSession::url);
         let mut response = json_response(
             StatusCode::OK,
             &LogoutAnswer {
@@ -108,22 +107,17 @@ async fn logout(state: &AppState, request: &HttpRequest) -> Result<HttpResponse,
         );
         response
             .add_cookie(&removal)
-            .map_err(|_| ApiError::Internal)?;
+            .map_err(InternalError::Header)?;
         return Ok(response);
     };
     let location = match end_session {
-        Some((endpoint, mut query)) => {
-            let handle = crypto::random_token::<32>().map_err(|_| ApiError::Internal)?;
+        Some(end_session) => {
+            let handle = crypto::random_token::<32>()?;
             state
                 .pending_logouts
                 .put(&handle, &return_url, PENDING_TTL)
                 .await?;
-            query.push((
-                "post_logout_redirect_uri",
-                format!("{}/logout/callback", state.public_base),
-            ));
-            query.push(("state", handle));
-            with_query(endpoint, &query)
+            end_session.url_returning_to(format!("{}/logout/callback", state.public_base), handle)
         }
         None => return_url.as_str().to_owned(),
     };
@@ -131,32 +125,4 @@ async fn logout(state: &AppState, request: &HttpRequest) -> Result<HttpResponse,
         .insert_header((LOCATION, location))
         .cookie(removal)
         .finish())
-}
-
-/// The provider's end-session endpoint and the base query for this session, when
-/// RP-initiated logout applies.
-fn end_session_endpoint(
-    state: &AppState,
-    session: &LoadedSession,
-) -> Option<(Url, Vec<(&'static str, String)>)> {
-    let provider = state.providers.get(&session.record.provider)?;
-    if !provider.config.logout.rp_initiated {
-        return None;
-    }
-    let endpoint = provider.current()?.end_session_endpoint.clone()?;
-    let mut query = vec![("client_id", provider.config.client_id.clone())];
-    if let Some(id_token) = &session.record.tokens.id_token {
-        query.insert(0, ("id_token_hint", id_token.clone()));
-    }
-    Some((endpoint, query))
-}
-
-fn with_query(mut endpoint: Url, query: &[(&str, String)]) -> String {
-    {
-        let mut pairs = endpoint.query_pairs_mut();
-        for (name, value) in query {
-            pairs.append_pair(name, value);
-        }
-    }
-    endpoint.into()
 }

@@ -7,6 +7,7 @@ pub mod jwks;
 pub mod login;
 pub mod logout;
 pub mod metadata;
+pub mod openapi;
 pub mod proxy;
 pub mod token;
 pub mod userinfo;
@@ -31,7 +32,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/token").route(web::post().to(token::post_token)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(jwks::get_jwks)))
         .service(resource("/metadata").route(web::get().to(metadata::get_metadata)))
-        .service(resource("/openapi.json").route(web::get().to(crate::openapi::get_openapi)))
+        .service(resource("/openapi.json").route(web::get().to(openapi::get_openapi)))
         .service(resource("/health/live").route(web::get().to(health::get_live)))
         .service(resource("/health/ready").route(web::get().to(health::get_ready)));
 }

@@ -103,7 +103,7 @@ async fn handle(
             ApiError::InvalidParameter("The path leaves the proxied target".to_owned()),
         )
     })?;
-    let token = issue_token(state, &caller, target_entry)
+    let token = issue_token(&state.token_deps(), &caller, target_entry)
         .await
         .map_err(|error| refuse("token", error))?;
     let incoming = Incoming {

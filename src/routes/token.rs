@@ -7,10 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
 use crate::caller::Caller;
+use crate::clock::rfc3339;
 use crate::config::Transport;
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{Params, read_form};
-use crate::routes::userinfo::rfc3339;
 use crate::state::AppState;
 use crate::targets::{issue_token, parse_requested};
 
@@ -66,7 +66,7 @@ pub struct AcceptedBy<'a> {
     ),
     security(("cookie" = []), ("bearer" = [])))]
 pub async fn get_token_targets(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    let caller = match Caller::identify(&state, &request).await {
+    let caller = match Caller::identify(&state.caller_deps(), &request).await {
         Ok(Some(caller)) => caller,
         Ok(None) => {
             let error = ApiError::Unauthorized("Authentication required");
@@ -105,7 +105,7 @@ pub async fn post_token(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller::identify(&state, &request)
+    let caller = Caller::identify(&state.caller_deps(), &request)
         .await?
         .ok_or(ApiError::Unauthorized("Authentication required"))?;
     if matches!(caller, Caller::Session(_)) && !same_site_request(&state, &request) {
@@ -121,7 +121,7 @@ pub async fn post_token(
         ApiError::InvalidParameter("'target' must be an absolute http(s) URL".to_owned())
     })?;
     let target = state.targets.find(&requested, &caller)?;
-    let outcome = issue_token(&state, &caller, target).await;
+    let outcome = issue_token(&state.token_deps(), &caller, target).await;
     state
         .metrics
         .token_requests

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::caller::Caller;
+use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::state::AppState;
 
@@ -51,7 +52,7 @@ pub async fn get_userinfo(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(caller) = Caller::identify(&state, &request).await? else {
+    let Some(caller) = Caller::identify(&state.caller_deps(), &request).await? else {
         return Ok(json_response(
             StatusCode::OK,
             &Anonymous {
@@ -83,11 +84,4 @@ pub enum UserinfoAnswer<'a> {
     Authenticated(Authenticated<'a>),
     /// Not logged in.
     Anonymous(Anonymous),
-}
-
-/// Unix seconds as RFC 3339 UTC (`2026-11-24T12:00:00Z`).
-pub fn rfc3339(unix_seconds: i64) -> String {
-    chrono::DateTime::from_timestamp(unix_seconds, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

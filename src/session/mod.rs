@@ -11,21 +11,11 @@ pub use ticket::SessionTicket;
 
 use std::time::Duration;
 
+use crate::clock::unix_now_ms;
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 use crate::observed_store::ObservedStore;
 use crate::store::KeyValueStore;
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// Milliseconds since the Unix epoch (session timers need better than whole seconds:
-/// rounding would shorten a short idle timeout by up to a second).
-pub fn unix_now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// A session as a request sees it.
 #[derive(Debug, Clone)]
@@ -70,7 +60,7 @@ impl SessionService {
 
     /// Stores `record` under a brand-new ticket and indexes it for back-channel logout.
     pub async fn create(&self, record: &SessionRecord) -> Result<SessionTicket, ApiError> {
-        let ticket = SessionTicket::generate().map_err(|_| ApiError::Internal)?;
+        let ticket = SessionTicket::generate()?;
         let key = ticket.storage_key(&self.prefix);
         let sealed = self.seal(&ticket, &key, record)?;
         let ttl = self.remaining(record, record.last_touch_ms);
@@ -105,7 +95,7 @@ impl SessionService {
         if now - record.last_touch_ms >= self.touch_interval_ms {
             record.last_touch_ms = now;
             let sealed = self.seal(&ticket, &key, &record)?;
-            // XX: a session ended meanwhile (logout elsewhere) must not come back to life.
+            // A session ended meanwhile (logout elsewhere) must not come back to life.
             if !self
                 .store
                 .replace(&key, &sealed, self.remaining(&record, now))
@@ -186,8 +176,11 @@ impl SessionService {
         key: &str,
         record: &SessionRecord,
     ) -> Result<Vec<u8>, ApiError> {
-        let plain = serde_json::to_vec(record).map_err(|_| ApiError::Internal)?;
-        crypto::seal(ticket.secret(), key.as_bytes(), &plain).map_err(|_| ApiError::Internal)
+        let plain = serde_json::to_vec(record).map_err(|source| InternalError::Serialize {
+            what: "a session",
+            source,
+        })?;
+        Ok(crypto::seal(ticket.secret(), key.as_bytes(), &plain)?)
     }
 
     fn sid_index(&self, provider: &str, sid: &str) -> String {

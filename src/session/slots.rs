@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 use crate::observed_store::ObservedStore;
 use crate::store::KeyValueStore;
 
@@ -38,9 +38,11 @@ impl SealedSlots {
         ttl: Duration,
     ) -> Result<(), ApiError> {
         let key = self.key(handle);
-        let plain = serde_json::to_vec(value).map_err(|_| ApiError::Internal)?;
-        let sealed = crypto::seal(&self.sealing_key(handle), key.as_bytes(), &plain)
-            .map_err(|_| ApiError::Internal)?;
+        let plain = serde_json::to_vec(value).map_err(|source| InternalError::Serialize {
+            what: "a pending login or logout",
+            source,
+        })?;
+        let sealed = crypto::seal(&self.sealing_key(handle), key.as_bytes(), &plain)?;
         self.store.set(&key, &sealed, ttl).await?;
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 use crate::observed_store::ObservedStore;
 use crate::store::KeyValueStore;
 
@@ -15,7 +15,7 @@ use crate::store::KeyValueStore;
 const MAX_RENEW_MARGIN_SECONDS: i64 = 30;
 
 /// A token as cached.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct CachedToken {
     /// The token.
     pub value: String,
@@ -23,9 +23,21 @@ pub struct CachedToken {
     pub issued_at: i64,
     /// Unix seconds of expiry.
     pub expires_at: i64,
-    /// A refresh token that came with it (client credentials, NERIS style).
+    /// A refresh token that came with it (some token endpoints add one to client credentials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CachedToken")
+            .field("value", &"***")
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl CachedToken {
@@ -90,9 +102,11 @@ impl TokenCache {
         token: &CachedToken,
         keep: Duration,
     ) -> Result<(), ApiError> {
-        let plain = serde_json::to_vec(token).map_err(|_| ApiError::Internal)?;
-        let sealed = crypto::seal(&slot.seal, slot.key.as_bytes(), &plain)
-            .map_err(|_| ApiError::Internal)?;
+        let plain = serde_json::to_vec(token).map_err(|source| InternalError::Serialize {
+            what: "a target token",
+            source,
+        })?;
+        let sealed = crypto::seal(&slot.seal, slot.key.as_bytes(), &plain)?;
         self.store.set(&slot.key, &sealed, keep).await?;
         Ok(())
     }

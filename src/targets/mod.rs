@@ -2,18 +2,24 @@
 //! tokens themselves — from the session, by RFC 8693 exchange, by client credentials, by a
 //! technical account's password, or signed by us — cached and fetched once at a time.
 
+mod access_token;
 mod cache;
+mod client_credentials;
+mod exchange;
+mod issue;
+mod jwt;
 mod matching;
+mod password;
 pub mod signing;
-mod strategies;
+mod upstream;
 
 use std::sync::Arc;
 
 use url::Url;
 
 pub use cache::{CachedToken, TokenCache};
+pub use issue::{IssuedToken, TokenDeps, issue_token};
 pub use matching::parse_requested;
-pub use strategies::issue_token;
 
 use crate::caller::Caller;
 use crate::config::{Strategy, TargetConfig};

@@ -8,7 +8,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 
 /// Signs our own target tokens.
 pub struct Signer {
@@ -70,10 +70,8 @@ impl Signer {
     pub fn sign(&self, claims: &impl Serialize) -> Result<String, ApiError> {
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(|error| {
-            tracing::error!(%error, "could not sign a target token");
-            ApiError::Internal
-        })
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .map_err(|error| InternalError::Sign(error).into())
     }
 
     /// The JWKS document with our public key.

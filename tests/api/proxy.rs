@@ -518,5 +518,8 @@ async fn allowed_frontends_may_send_any_method_cross_origin() {
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         assert!(methods.contains(method), "{methods}");
     }
-    assert!(s.upstream.requests().is_empty(), "a preflight is not proxied");
+    assert!(
+        s.upstream.requests().is_empty(),
+        "a preflight is not proxied"
+    );
 }

@@ -98,14 +98,14 @@ async fn exchange_asks_the_session_provider_with_the_users_token() {
 
 fn client_credentials_target(op: &FakeOp, auth: &str) -> String {
     format!(
-        "[[targets]]\nurl = \"https://itron.example.com/\"\nstrategy = \"client_credentials\"\ntoken_url = \"{}\"\nclient_id = \"service-a\"\n{auth}\nscope = \"read write\"\naudience = \"itron\"\n",
+        "[[targets]]\nurl = \"https://meters.example.com/\"\nstrategy = \"client_credentials\"\ntoken_url = \"{}\"\nclient_id = \"service-a\"\n{auth}\nscope = \"read write\"\naudience = \"meters\"\n",
         op.token_endpoint()
     )
 }
 
 /// A provider with the client `service-a`, and an app whose client_credentials target
-/// (`https://itron.example.com/`) uses it with client_secret_basic.
-async fn itron_app() -> (FakeOp, TestApp) {
+/// (`https://meters.example.com/`) uses it with client_secret_basic.
+async fn client_credentials_app() -> (FakeOp, TestApp) {
     let op = FakeOp::start().await;
     op.add_client("service-a", Some("service-a-secret"));
     let app = app_with(
@@ -127,8 +127,8 @@ async fn client_credentials_with_client_secret_basic() {
     )
     .await;
     app.login(&TestUser::alice()).await;
-    let token = token_value(&app, "https://itron.example.com/").await;
-    assert_eq!(claims_of(&token)["aud"], "itron");
+    let token = token_value(&app, "https://meters.example.com/").await;
+    assert_eq!(claims_of(&token)["aud"], "meters");
     assert_eq!(
         op.last_client_auth().unwrap(),
         ("service-a".to_owned(), ClientAuthMethod::ClientSecretBasic)
@@ -155,7 +155,7 @@ async fn client_credentials_with_client_secret_post() {
     )
     .await;
     app.login(&TestUser::alice()).await;
-    token_value(&app, "https://itron.example.com/").await;
+    token_value(&app, "https://meters.example.com/").await;
     let request = op.last_token_request("client_credentials").unwrap();
     assert_eq!(request.get("client_id"), Some("service-a"));
     assert_eq!(request.get("client_secret"), Some("service-a-secret"));
@@ -184,15 +184,15 @@ async fn client_credentials_with_private_key_jwt() {
 
 #[tokio::test]
 async fn service_tokens_are_shared_by_callers_and_cached() {
-    let (op, app) = itron_app().await;
+    let (op, app) = client_credentials_app().await;
     app.login(&TestUser::alice()).await;
-    let first = token_value(&app, "https://itron.example.com/").await;
+    let first = token_value(&app, "https://meters.example.com/").await;
     let bob = crate::helpers::browser();
     app.login_with(&bob, &TestUser::bob()).await;
     let response = bob
         .post(app.url("/token"))
         .header("X-Requested-With", "x")
-        .form(&[("target", "https://itron.example.com/")])
+        .form(&[("target", "https://meters.example.com/")])
         .send()
         .await
         .unwrap();
@@ -213,9 +213,9 @@ async fn a_service_token_is_renewed_by_its_refresh_token_before_new_credentials(
     )
     .await;
     app.login(&TestUser::alice()).await;
-    let first = token_value(&app, "https://itron.example.com/").await;
+    let first = token_value(&app, "https://meters.example.com/").await;
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let second = token_value(&app, "https://itron.example.com/").await;
+    let second = token_value(&app, "https://meters.example.com/").await;
     assert_ne!(first, second);
     assert_eq!(op.token_calls("client_credentials"), 1);
     assert_eq!(op.token_calls("refresh_token"), 1);
@@ -242,11 +242,11 @@ async fn password_grant_for_a_technical_account() {
 
 #[tokio::test]
 async fn an_upstream_failure_is_502_token_unavailable_with_the_upstream_code() {
-    let (op, app) = itron_app().await;
+    let (op, app) = client_credentials_app().await;
     app.login(&TestUser::alice()).await;
     op.fail_token_endpoint(Some((400, "invalid_scope")));
     let body = assert_error(
-        post_token(&app, "https://itron.example.com/").await,
+        post_token(&app, "https://meters.example.com/").await,
         502,
         "TOKEN_UNAVAILABLE",
     )
@@ -323,7 +323,7 @@ async fn fifty_concurrent_requests_for_a_cold_target_make_one_upstream_call() {
     )
     .await;
     app.login(&TestUser::alice()).await;
-    let requests = (0..50).map(|_| post_token(&app, "https://itron.example.com/"));
+    let requests = (0..50).map(|_| post_token(&app, "https://meters.example.com/"));
     let responses = join_all(requests).await;
     assert!(responses.iter().all(|response| response.status() == 200));
     assert_eq!(op.token_calls("client_credentials"), 1);
@@ -345,7 +345,7 @@ async fn two_instances_share_one_upstream_call() {
         client
             .post(app.url("/token"))
             .header("X-Requested-With", "x")
-            .form(&[("target", "https://itron.example.com/")])
+            .form(&[("target", "https://meters.example.com/")])
             .send()
     };
     let requests = (0..50).map(|index| call(if index % 2 == 0 { &a } else { &b }));
@@ -374,9 +374,9 @@ async fn fifty_concurrent_exchanges_for_one_session_make_one_upstream_call() {
 
 #[tokio::test]
 async fn cached_tokens_are_sealed_in_redis() {
-    let (_op, app) = itron_app().await;
+    let (_op, app) = client_credentials_app().await;
     app.login(&TestUser::alice()).await;
-    let token = token_value(&app, "https://itron.example.com/").await;
+    let token = token_value(&app, "https://meters.example.com/").await;
     let mut redis = redis::Client::open(crate::helpers::redis_url())
         .unwrap()
         .get_multiplexed_async_connection()

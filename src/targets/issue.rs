@@ -1,0 +1,209 @@
+//! Issuing a target token (SPEC 6): the one dispatch over the five strategies, with the
+//! cache and single flight wrapped around them once. User tokens are cached per (session
+//! or bearer token, target), service tokens per target.
+
+use std::time::Duration;
+
+use super::Target;
+use super::cache::{CacheSlot, CachedToken, TokenCache};
+use super::signing::Signer;
+use super::{access_token, client_credentials, exchange, jwt, password};
+use crate::caller::Caller;
+use crate::clock::unix_now;
+use crate::config::Strategy;
+use crate::crypto;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::oidc::ProviderRegistry;
+use crate::oidc::refresh::RefreshDeps;
+use crate::single_flight::SingleFlight;
+
+/// How long a service token's refresh token is kept beyond the access token.
+const REFRESH_TOKEN_KEEP: Duration = Duration::from_secs(3600);
+
+/// What issuing a token needs: the cache, the lock, upstream access and our own key.
+pub struct TokenDeps<'a> {
+    /// Cached target tokens.
+    pub token_cache: &'a TokenCache,
+    /// Once-at-a-time upstream calls.
+    pub flights: &'a SingleFlight,
+    /// The upstream HTTP client.
+    pub http: &'a reqwest::Client,
+    /// Providers (token exchange happens at the caller's provider).
+    pub providers: &'a ProviderRegistry,
+    /// Our key for `jwt` targets.
+    pub signer: &'a Signer,
+    /// Our issuer name for `jwt` targets (the public URL without a trailing slash).
+    pub issuer: &'a str,
+    /// Upstream latency metrics.
+    pub metrics: &'a Metrics,
+    /// Refreshing the session's own access token.
+    pub refresh: RefreshDeps<'a>,
+}
+
+/// A token handed to the caller.
+pub struct IssuedToken {
+    /// The token.
+    pub value: String,
+    /// Unix seconds of expiry.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("IssuedToken")
+            .field("value", &"***")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl From<CachedToken> for IssuedToken {
+    fn from(token: CachedToken) -> Self {
+        Self {
+            value: token.value,
+            expires_at: token.expires_at,
+        }
+    }
+}
+
+/// The token `caller` gets for `target`.
+pub async fn issue_token(
+    deps: &TokenDeps<'_>,
+    caller: &Caller,
+    target: &Target,
+) -> Result<IssuedToken, ApiError> {
+    match &target.config.strategy {
+        Strategy::AccessToken => access_token::issue(deps, caller).await,
+        Strategy::Exchange {
+            audience,
+            resource,
+            scope,
+        } => {
+            let request = exchange::Request {
+                audience,
+                resource,
+                scope,
+            };
+            let slot = user_slot(deps.token_cache, caller, target);
+            cached_or_fetched(deps, &slot, async || {
+                exchange::fetch(deps, caller, target, &request).await
+            })
+            .await
+        }
+        Strategy::Jwt { lifetime, audience } => {
+            let slot = user_slot(deps.token_cache, caller, target);
+            cached_or_fetched(deps, &slot, async || {
+                jwt::sign(deps, caller, target, *lifetime, audience.as_deref())
+            })
+            .await
+        }
+        Strategy::ClientCredentials {
+            token_url,
+            client_id,
+            client_auth,
+            scope,
+            audience,
+        } => {
+            let request = client_credentials::Request {
+                token_url,
+                client_id,
+                client_auth,
+                scope,
+                audience,
+            };
+            service_token(deps, target, async |stale| {
+                client_credentials::fetch(deps, target, &request, stale).await
+            })
+            .await
+        }
+        Strategy::Password {
+            token_url,
+            client_id,
+            client_secret,
+            username,
+            password,
+            scope,
+        } => {
+            let request = password::Request {
+                token_url,
+                client_id,
+                client_secret,
+                username,
+                password,
+                scope,
+            };
+            service_token(deps, target, async |_| {
+                password::fetch(deps, target, &request).await
+            })
+            .await
+        }
+    }
+}
+
+/// A service token (one per target, shared by all callers), renewed through `fetch`,
+/// which gets the stale cached token (for its refresh token) when there is one.
+async fn service_token(
+    deps: &TokenDeps<'_>,
+    target: &Target,
+    fetch: impl AsyncFnOnce(Option<CachedToken>) -> Result<CachedToken, ApiError>,
+) -> Result<IssuedToken, ApiError> {
+    let slot = deps
+        .token_cache
+        .slot("service", target.url(), &target.service_secret);
+    // One read serves both the common case (fresh) and the refresh token of a stale one.
+    let cached = deps.token_cache.read(&slot).await?;
+    if let Some(token) = cached.as_ref().filter(|token| token.is_fresh(unix_now())) {
+        return Ok(token.clone().into());
+    }
+    cached_or_fetched(deps, &slot, async || fetch(cached).await).await
+}
+
+/// A fresh cached token, or one fetched by whichever request wins the lock.
+async fn cached_or_fetched(
+    deps: &TokenDeps<'_>,
+    slot: &CacheSlot,
+    fetch: impl AsyncFnOnce() -> Result<CachedToken, ApiError>,
+) -> Result<IssuedToken, ApiError> {
+    let cache = deps.token_cache;
+    let token = deps
+        .flights
+        .run(
+            &TokenCache::lock_key(slot),
+            async || {
+                Ok(cache
+                    .read(slot)
+                    .await?
+                    .filter(|token| token.is_fresh(unix_now())))
+            },
+            async || {
+                let token = fetch().await?;
+                let lifetime =
+                    Duration::from_secs(token.expires_at.saturating_sub(unix_now()).max(1) as u64);
+                let keep = if token.refresh_token.is_some() {
+                    lifetime.max(REFRESH_TOKEN_KEEP)
+                } else {
+                    lifetime
+                };
+                cache.write(slot, &token, keep).await?;
+                Ok(token)
+            },
+        )
+        .await?;
+    Ok(token.into())
+}
+
+/// User tokens are keyed by the session (or bearer token) and sealed with its secret.
+fn user_slot(cache: &TokenCache, caller: &Caller, target: &Target) -> CacheSlot {
+    match caller {
+        Caller::Session(session) => {
+            let owner = crypto::derive_name("session-owner", session.ticket.secret());
+            cache.slot(&owner, target.url(), session.ticket.secret())
+        }
+        Caller::Bearer(identity) => {
+            let owner = crypto::derive_name("bearer-owner", identity.token().as_bytes());
+            cache.slot(&owner, target.url(), identity.token().as_bytes())
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The token-endpoint call the upstream strategies share: timing, the WARN line on
+//! failure, and the answer turned into a cacheable token.
+
+use serde_json::Value;
+
+use super::Target;
+use super::cache::CachedToken;
+use super::issue::TokenDeps;
+use crate::clock::unix_now;
+use crate::error::ApiError;
+use crate::oidc::jwt::jwt_payload;
+use crate::oidc::token_endpoint::{TokenAnswer, TokenClient, TokenError, request_token};
+
+/// Lifetime assumed when a token endpoint names none and the token is not a JWT.
+const DEFAULT_LIFETIME_SECONDS: i64 = 300;
+
+/// Posts `form` to `token_url` for `target`.
+pub(super) async fn upstream(
+    deps: &TokenDeps<'_>,
+    target: &Target,
+    token_url: &url::Url,
+    client: &TokenClient<'_>,
+    form: Vec<(&'static str, String)>,
+) -> Result<CachedToken, ApiError> {
+    let started = std::time::Instant::now();
+    let answer = request_token(deps.http, token_url, client, form).await;
+    deps.metrics
+        .upstream_latency
+        .with_label_values(&[target.url(), "token"])
+        .observe(started.elapsed().as_secs_f64());
+    let answer = answer.map_err(|error| {
+        tracing::warn!(%error, target = target.url(), "target token request failed");
+        ApiError::TokenUnavailable(match error {
+            TokenError::Refused { code, .. } => {
+                format!("The token endpoint refused the request ({code})")
+            }
+            other => capitalise(&other.to_string()),
+        })
+    })?;
+    Ok(cached(answer))
+}
+
+fn cached(answer: TokenAnswer) -> CachedToken {
+    let now = unix_now();
+    let expires_at = match answer.expires_in {
+        Some(seconds) if seconds > 0.0 => now.saturating_add(seconds as i64),
+        _ => jwt_payload(&answer.access_token)
+            .and_then(|claims| claims.get("exp").and_then(Value::as_i64))
+            .unwrap_or(now + DEFAULT_LIFETIME_SECONDS),
+    };
+    CachedToken {
+        value: answer.access_token,
+        issued_at: now,
+        expires_at,
+        refresh_token: answer.refresh_token,
+    }
+}
+
+/// Adds `name=value` to `form` when a value is configured.
+pub(super) fn push_optional(
+    form: &mut Vec<(&'static str, String)>,
+    name: &'static str,
+    value: &Option<String>,
+) {
+    if let Some(value) = value {
+        form.push((name, value.clone()));
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
