@@ -160,15 +160,16 @@ mod tests {
             ("x-requested-with", "fetch"),
         ]);
         let out = upstream_request_headers(&map, &FWD);
-        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
         assert_eq!(
             names,
             [
                 "accept",
-                "x-requested-with",
                 "x-forwarded-for",
+                "x-forwarded-host",
                 "x-forwarded-proto",
-                "x-forwarded-host"
+                "x-requested-with"
             ]
         );
         assert_eq!(out["x-forwarded-for"], "127.0.0.1");
