@@ -77,13 +77,7 @@ impl AppState {
         let public_url = config.server.public_url.as_str().trim_end_matches('/');
         let public_base = format!("{public_url}{}", config.server.base_path);
         let prefix = &config.session.key_prefix;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
-            .user_agent(concat!("identity-service/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(StartupError::HttpClient)?;
+        let http = crate::http_client::build(&config.tls).map_err(StartupError::Part)?;
         let providers =
             ProviderRegistry::new(&config.providers, &format!("{public_base}/callback"))
                 .map_err(StartupError::Part)?;

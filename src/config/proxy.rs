@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use super::take::{Problems, Section};
-use super::validate::positive;
+use super::checks::positive;
 
 /// The service's own routes (relative to `base_path`); a `proxy_path` may not overlap them.
 pub const SERVICE_ROUTES: [&str; 14] = [

@@ -20,6 +20,7 @@ use url::Url;
 use super::client_auth::JWT_BEARER_ASSERTION;
 use super::jwt::jwt_payload;
 use super::provider::{Discovered, Provider};
+use super::token_endpoint::expiry_after;
 use crate::clock::unix_now;
 use crate::crypto;
 use crate::error::ApiError;
@@ -161,6 +162,8 @@ pub async fn finish_login(
         let verifier = discovered
             .client
             .id_token_verifier()
+            // The same list logout and refreshed ID tokens are held to (SPEC 2).
+            .set_allowed_algs(openidconnect_algorithms(&discovered.id_token_algorithms))
             // Extra audiences are fine when `azp` names us, which the verifier enforces
             // (OIDC Core 3.1.3.7 steps 4-5).
             .set_other_audience_verifier_fn(|_| true)
@@ -218,7 +221,7 @@ pub async fn finish_login(
             access_token_issued_at: Some(unix_now()),
             access_token_expires_at: response
                 .expires_in()
-                .map(|lifetime| unix_now() + i64::try_from(lifetime.as_secs()).unwrap_or(0)),
+                .and_then(|lifetime| expiry_after(unix_now(), lifetime.as_secs_f64())),
             refresh_token: response.refresh_token().map(|token| token.secret().clone()),
         },
     })
@@ -237,8 +240,9 @@ async fn exchange_code(
         .map_err(|_| ApiError::login_upstream_failed("the provider has no token endpoint"))?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
     if let (Some(key), Some(token_url)) = (&provider.client_key, &discovered.token_endpoint) {
+        // No `client_id` here: the oauth2 crate already sends it for a client without a
+        // secret, and RFC 6749 section 3.2 forbids repeating a parameter.
         request = request
-            .add_extra_param("client_id", provider.config.client_id.clone())
             .add_extra_param("client_assertion_type", JWT_BEARER_ASSERTION)
             .add_extra_param(
                 "client_assertion",
@@ -324,6 +328,20 @@ fn check_authorized_party(claims: &Map<String, Value>, client_id: &str) -> Resul
         )),
         None => Ok(()),
     }
+}
+
+/// `algorithms` as openidconnect names them (both spell them as JOSE does).
+fn openidconnect_algorithms(
+    algorithms: &[jsonwebtoken::Algorithm],
+) -> Vec<openidconnect::core::CoreJwsSigningAlgorithm> {
+    algorithms
+        .iter()
+        .filter_map(|algorithm| {
+            serde_json::to_value(algorithm)
+                .ok()
+                .and_then(|name| serde_json::from_value(name).ok())
+        })
+        .collect()
 }
 
 fn describe_claims_error(error: &openidconnect::ClaimsVerificationError) -> &'static str {

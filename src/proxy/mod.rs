@@ -94,11 +94,13 @@ impl Proxy {
     /// metrics are registered in `registry`.
     pub fn new(config: &Config, registry: &Registry) -> Result<Self, String> {
         let mut routes = Vec::new();
+        let tls = crate::http_client::rustls_config(&config.tls)?;
         for target in &config.targets {
             let Some(proxy_path) = &target.proxy_path else {
                 continue;
             };
             let client = reqwest::Client::builder()
+                .use_preconfigured_tls(tls.clone())
                 .http1_only()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(CONNECT_TIMEOUT.min(config.proxy.timeout))

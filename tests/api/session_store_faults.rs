@@ -3,11 +3,14 @@
 use std::time::{Duration, Instant};
 
 use crate::fake_op::TestUser;
-use crate::helpers::{APP_URL, AppOptions, RedisProcess, assert_error, spawn_app_with, urlencode};
+use crate::helpers::{APP_URL, AppOptions, assert_error, spawn_app_with, urlencode};
+use crate::private_redis::PrivateRedis;
 
 #[tokio::test]
 async fn redis_down_answers_503_quickly_and_the_service_recovers_by_itself() {
-    let mut redis = RedisProcess::start();
+    let Some(mut redis) = PrivateRedis::start_free() else {
+        return;
+    };
     let app = spawn_app_with(AppOptions {
         redis_url: redis.url(),
         ..AppOptions::default()
