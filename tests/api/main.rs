@@ -19,6 +19,7 @@ mod logout;
 mod multi_instance;
 mod redaction;
 mod redirects;
+mod round_trips;
 mod session_refresh;
 mod session_store_faults;
 mod sessions;
