@@ -39,26 +39,44 @@ impl Caller {
         state: &CallerDeps<'_>,
         request: &HttpRequest,
     ) -> Result<Option<Self>, ApiError> {
-        if let Some(token) = bearer_token(request) {
-            if !state
-                .providers
-                .all()
-                .iter()
-                .any(|provider| provider.config.accept_bearer)
-            {
-                return Err(ApiError::Unauthorized("Bearer tokens are not accepted"));
+        match bearer_token(request) {
+            BearerHeader::Absent => {}
+            BearerHeader::Unreadable => {
+                tracing::warn!(
+                    check = "the Bearer header is not visible ASCII",
+                    "bearer token refused"
+                );
+                return Err(ApiError::Unauthorized("The bearer token is not valid"));
             }
-            return match state
-                .bearer
-                .verify(state.providers, state.http, token)
-                .await
-            {
-                Ok(identity) => Ok(Some(Self::Bearer(identity))),
-                Err(reason) => {
-                    tracing::info!(reason, "bearer token refused");
-                    Err(ApiError::Unauthorized("The bearer token is not valid"))
+            BearerHeader::Token(token) => {
+                if !state
+                    .providers
+                    .all()
+                    .iter()
+                    .any(|provider| provider.config.accept_bearer)
+                {
+                    tracing::warn!(
+                        check = "no provider accepts bearer tokens",
+                        "bearer token refused"
+                    );
+                    return Err(ApiError::Unauthorized("Bearer tokens are not accepted"));
                 }
-            };
+                return match state
+                    .bearer
+                    .verify(state.providers, state.http, token)
+                    .await
+                {
+                    Ok(identity) => Ok(Some(Self::Bearer(identity))),
+                    Err(refusal) => {
+                        tracing::warn!(
+                            check = refusal.check,
+                            provider = refusal.provider.as_deref().unwrap_or("-"),
+                            "bearer token refused"
+                        );
+                        Err(ApiError::Unauthorized("The bearer token is not valid"))
+                    }
+                };
+            }
         }
         let Some(ticket) = state.cookies.ticket(request) else {
             return Ok(None);
@@ -78,7 +96,7 @@ impl Caller {
         request: &HttpRequest,
         also: impl FnOnce(&SessionTicket) -> Option<String>,
     ) -> Result<(Option<Self>, Option<(String, Option<Vec<u8>>)>), ApiError> {
-        if bearer_token(request).is_some() {
+        if !matches!(bearer_token(request), BearerHeader::Absent) {
             return Ok((Self::identify(state, request).await?, None));
         }
         let Some(ticket) = state.cookies.ticket(request) else {
@@ -131,9 +149,33 @@ impl Caller {
     }
 }
 
-/// The token of an `Authorization: Bearer` header (scheme case-insensitive).
-fn bearer_token(request: &HttpRequest) -> Option<&str> {
-    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+/// What the `Authorization` header says about a bearer token.
+enum BearerHeader<'a> {
+    /// No `Authorization` header, or another scheme (ignored, SPEC 5).
+    Absent,
+    /// A `Bearer` header whose token is missing or not visible ASCII (RFC 6750 section 2.1
+    /// `b64token`): a bad token, never "no token".
+    Unreadable,
+    /// The token.
+    Token(&'a str),
+}
+
+/// The token of an `Authorization: Bearer` header (scheme case-insensitive). The scheme is
+/// judged on the raw bytes, so a header with latin-1 letters is still seen as `Bearer`.
+fn bearer_token(request: &HttpRequest) -> BearerHeader<'_> {
+    let Some(value) = request.headers().get(AUTHORIZATION) else {
+        return BearerHeader::Absent;
+    };
+    let mut parts = value.as_bytes().splitn(2, |byte| *byte == b' ');
+    let scheme = parts.next().unwrap_or_default();
+    let rest = parts.next().unwrap_or_default();
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return BearerHeader::Absent;
+    }
+    match std::str::from_utf8(rest).map(str::trim) {
+        Ok(token) if !token.is_empty() && token.bytes().all(|byte| byte.is_ascii_graphic()) => {
+            BearerHeader::Token(token)
+        }
+        _ => BearerHeader::Unreadable,
+    }
 }

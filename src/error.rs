@@ -57,6 +57,9 @@ pub enum ApiError {
     /// The request body exceeds 64 KiB.
     #[error("The request body is too large")]
     PayloadTooLarge,
+    /// A per-client limit of `[limits]` is used up; retry after this many seconds.
+    #[error("Too many requests; retry in {0} s")]
+    TooManyRequests(u64),
     /// No such endpoint.
     #[error("Not found")]
     NotFound,
@@ -180,6 +183,7 @@ impl ApiError {
                 ("SESSION_STORE_UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE)
             }
             Self::PayloadTooLarge => ("PAYLOAD_TOO_LARGE", StatusCode::PAYLOAD_TOO_LARGE),
+            Self::TooManyRequests(_) => ("TOO_MANY_REQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Self::NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),
             Self::MethodNotAllowed => ("METHOD_NOT_ALLOWED", StatusCode::METHOD_NOT_ALLOWED),
             Self::Internal(_) => ("INTERNAL_ERROR", StatusCode::INTERNAL_SERVER_ERROR),
@@ -242,7 +246,14 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.log_cause();
-        json_response(self.status_code(), &self.body())
+        let mut response = json_response(self.status_code(), &self.body());
+        if let Self::TooManyRequests(seconds) = self {
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                HeaderValue::from(*seconds),
+            );
+        }
+        response
     }
 }
 
@@ -371,6 +382,11 @@ mod tests {
                 r#"{"error":"PAYLOAD_TOO_LARGE","errorMessage":"The request body is too large"}"#,
             ),
             (
+                ApiError::TooManyRequests(30),
+                429,
+                r#"{"error":"TOO_MANY_REQUESTS","errorMessage":"Too many requests; retry in 30 s"}"#,
+            ),
+            (
                 ApiError::NotFound,
                 404,
                 r#"{"error":"NOT_FOUND","errorMessage":"Not found"}"#,
@@ -409,6 +425,7 @@ mod tests {
             | ApiError::TokenUnavailable(_)
             | ApiError::SessionStoreUnavailable
             | ApiError::PayloadTooLarge
+            | ApiError::TooManyRequests(_)
             | ApiError::NotFound
             | ApiError::MethodNotAllowed
             | ApiError::Internal(_) => {}

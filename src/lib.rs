@@ -3,12 +3,15 @@
 
 pub mod caller;
 pub mod cli;
+pub mod client_address;
 pub mod clock;
 pub mod config;
 pub mod cookies;
 pub mod crypto;
 pub mod error;
 pub mod extract;
+pub mod http_client;
+pub mod limits;
 pub mod metrics;
 pub mod observed_store;
 pub mod oidc;

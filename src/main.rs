@@ -27,9 +27,11 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: config::Config) -> ExitCode {
-    // Two rustls crypto providers end up compiled in; pick one before any TLS use.
+    // aws-lc-rs is the only rustls crypto provider built in; naming it keeps TLS users
+    // that ask for "the default" (the Redis client) from guessing.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    telemetry::init();
+    // Kept until the end of `serve`: dropping it flushes the queued log lines.
+    let _log_guard = telemetry::init_with(&config.log);
     let result = actix_web::rt::System::new().block_on(async move {
         // Listen for SIGTERM/SIGINT before the port opens: actix installs its own handlers
         // only once the server runs, and a signal in between would kill the process.

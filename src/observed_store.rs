@@ -62,8 +62,13 @@ impl KeyValueStore for ObservedStore {
         self.observe(self.inner.delete(keys).await)
     }
 
-    async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.observe(self.inner.index_add(index, member, ttl).await)
+    async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.observe(self.inner.index_add(index, member, expires_at_ms).await)
     }
 
     async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError> {
@@ -72,6 +77,10 @@ impl KeyValueStore for ObservedStore {
 
     async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
         self.observe(self.inner.index_remove(index, member).await)
+    }
+
+    async fn delete_indexed(&self, index: &str) -> Result<u64, StoreError> {
+        self.observe(self.inner.delete_indexed(index).await)
     }
 
     async fn renew_if_value(

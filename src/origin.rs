@@ -204,6 +204,25 @@ impl OriginPolicy {
     }
 }
 
+/// Whether a cookie-authenticated browser request may act (SPEC 2 `POST /token`, SPEC 9
+/// proxy): an `Origin` header, when present, must be `own` or allowed by `allowed`
+/// (`[cors]`); only when it is absent does `X-Requested-With` (any value, which a
+/// cross-site form cannot send without a CORS preflight) stand in for it.
+/// `origin` is the raw header value; bytes that are not visible ASCII never match.
+pub fn allows_credentialed_request(
+    origin: Option<&[u8]>,
+    has_x_requested_with: bool,
+    own: &Origin,
+    allowed: &OriginPolicy,
+) -> bool {
+    match origin {
+        None => has_x_requested_with,
+        Some(value) => std::str::from_utf8(value).is_ok_and(|value| {
+            value == own.ascii_serialization() || allowed.allows_header_value(value)
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -481,5 +500,32 @@ mod tests {
         ] {
             assert_eq!(policy.allows_header_value(value), expected, "{value:?}");
         }
+    }
+
+    #[test]
+    fn credentialed_requests_need_an_allowed_origin_or_none_and_x_requested_with() {
+        let own = origin("http://127.0.0.1:8080");
+        let cors = OriginPolicy::new(vec![OriginPattern::parse("http://localhost:3000").unwrap()]);
+        let check = |value: Option<&str>, xrw: bool| {
+            allows_credentialed_request(value.map(str::as_bytes), xrw, &own, &cors)
+        };
+        assert!(check(None, true));
+        assert!(!check(None, false));
+        for xrw in [true, false] {
+            assert!(check(Some("http://127.0.0.1:8080"), xrw));
+            assert!(check(Some("http://localhost:3000"), xrw));
+            assert!(!check(Some("https://evil.example"), xrw));
+            assert!(!check(Some("null"), xrw));
+            assert!(!check(Some(""), xrw));
+            assert!(!check(Some("http://127.0.0.1:8080/"), xrw));
+            assert!(!check(Some("http://127.0.0.1:8081"), xrw));
+            assert!(!check(Some("http://localhost:3000.evil.example"), xrw));
+        }
+        assert!(!allows_credentialed_request(
+            Some(b"http://localhost:3000\xff"),
+            true,
+            &own,
+            &cors
+        ));
     }
 }

@@ -1,23 +1,26 @@
 //! Building and running the HTTP server: app state, middleware order and routes.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 
 use actix_cors::Cors;
+use actix_web::body::EitherBody;
 use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
 use actix_web_prom::PrometheusMetricsBuilder;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{Config, StoreKind};
-use crate::error::StartupError;
+use crate::error::{ApiError, StartupError};
 use crate::extract;
+use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
 use crate::origin::OriginPolicy;
 use crate::routes;
+use crate::routes::health::MetricsListener;
 use crate::state::AppState;
 use crate::store::{AnyStore, MemoryStore, RedisStore};
-use crate::telemetry::RedactedRootSpan;
+use crate::telemetry::{self, RedactedRootSpan};
 
 /// Seconds in-flight requests get to finish after SIGTERM.
 const SHUTDOWN_GRACE_SECONDS: u64 = 8;
@@ -25,6 +28,7 @@ const SHUTDOWN_GRACE_SECONDS: u64 = 8;
 /// A bound, not yet running, server.
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
 }
 
@@ -58,9 +62,17 @@ impl Application {
         let workers = config.server.workers;
         let state = AppState::new(config, store, metrics)?;
         state.providers.start_discovery(&state.http);
+        let metrics_listener = bind_metrics_listener(state.config.server.metrics_bind.as_deref())?;
+        let gate = MetricsGate::new(metrics_listener.as_ref(), &base_path)?;
+        let metrics_port = gate.as_ref().map(|gate| gate.metrics_addr.port());
+        let limits = Limits::new(
+            &state.config.limits,
+            &state.config.server.trusted_proxies,
+            &base_path,
+        );
         let prometheus = PrometheusMetricsBuilder::new("identity")
             .registry(registry)
-            .endpoint(&format!("{base_path}/metrics"))
+            .endpoint(&metrics_path(gate.as_ref(), &base_path))
             .mask_unmatched_patterns("UNKNOWN")
             .build()
             .map_err(|error| StartupError::Part(format!("cannot set up metrics: {error}")))?;
@@ -79,6 +91,15 @@ impl Application {
                 .wrap(cors(cors_origins.clone()))
                 .wrap_fn(strip_credentials_without_origin)
                 .wrap(prometheus.clone())
+                .wrap_fn({
+                    let gate = gate.clone();
+                    move |request, service| metrics_gate(gate.as_ref(), request, service)
+                })
+                .wrap_fn({
+                    let limits = limits.clone();
+                    move |request, service| limits::enforce(&limits, request, service)
+                })
+                .wrap_fn(telemetry::request_id_header)
                 .wrap(TracingLogger::<RedactedRootSpan>::new())
                 .app_data(worker_state(&state, worker_redis_url.as_deref()))
                 .app_data(openapi.clone())
@@ -86,20 +107,41 @@ impl Application {
                 .app_data(extract::form_config())
                 .app_data(extract::json_config())
                 .app_data(extract::query_config())
-                .service(web::scope(&base_path).configure(routes::configure))
+                .service(
+                    web::scope(&base_path)
+                        .wrap(actix_web::middleware::from_fn(
+                            extract::refuse_declared_large_bodies,
+                        ))
+                        .configure(routes::configure),
+                )
                 .default_service(web::to(routes::not_found))
         })
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
         if workers > 0 {
             server = server.workers(workers);
         }
-        let server = server.listen(listener).map_err(StartupError::Serve)?.run();
-        Ok(Self { port, server })
+        server = server.listen(listener).map_err(StartupError::Serve)?;
+        if let Some(metrics_listener) = metrics_listener {
+            server = server
+                .listen(metrics_listener)
+                .map_err(StartupError::Serve)?;
+        }
+        let server = server.run();
+        Ok(Self {
+            port,
+            metrics_port,
+            server,
+        })
     }
 
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener (`server.metrics_bind`), when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// A handle that stops the server (gracefully with `stop(true)`).
@@ -166,4 +208,86 @@ fn cors(origins: OriginPolicy) -> Cors {
         .supports_credentials()
         .block_on_origin_mismatch(false)
         .max_age(600)
+}
+
+/// Binds `server.metrics_bind`, when set.
+fn bind_metrics_listener(metrics_bind: Option<&str>) -> Result<Option<TcpListener>, StartupError> {
+    metrics_bind
+        .map(|bind| {
+            TcpListener::bind(bind).map_err(|source| StartupError::Listen {
+                address: bind.to_owned(),
+                source,
+            })
+        })
+        .transpose()
+}
+
+/// Where `/metrics` is served: on its own listener at `/metrics`, else under the base path.
+fn metrics_path(gate: Option<&MetricsGate>, base_path: &str) -> String {
+    match gate {
+        Some(gate) => gate.metrics_path.clone(),
+        None => format!("{base_path}/metrics"),
+    }
+}
+
+/// With `server.metrics_bind`: which requests each listener answers.
+#[derive(Clone)]
+struct MetricsGate {
+    metrics_addr: SocketAddr,
+    metrics_path: String,
+    health_paths: [String; 2],
+}
+
+impl MetricsGate {
+    fn new(listener: Option<&TcpListener>, base_path: &str) -> Result<Option<Self>, StartupError> {
+        let Some(listener) = listener else {
+            return Ok(None);
+        };
+        let metrics_addr = listener.local_addr().map_err(StartupError::Serve)?;
+        Ok(Some(Self {
+            metrics_addr,
+            metrics_path: "/metrics".to_owned(),
+            health_paths: [
+                format!("{base_path}/health/live"),
+                format!("{base_path}/health/ready"),
+            ],
+        }))
+    }
+}
+
+/// The main listener answers 404 to `/metrics`; the metrics listener serves only
+/// `/metrics` and health (marking the request so readiness may show detail).
+fn metrics_gate<S, B>(
+    gate: Option<&MetricsGate>,
+    request: ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>
++ use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let allowed = match gate {
+        None => true,
+        Some(gate) => {
+            let path = request.path();
+            let on_metrics_listener = request.app_config().local_addr() == gate.metrics_addr;
+            if on_metrics_listener {
+                request.extensions_mut().insert(MetricsListener);
+                path == gate.metrics_path || gate.health_paths.iter().any(|health| health == path)
+            } else {
+                path != gate.metrics_path
+            }
+        }
+    };
+    let outcome = if allowed {
+        Ok(service.call(request))
+    } else {
+        Err(request.into_response(ApiError::NotFound.error_response()))
+    };
+    async move {
+        match outcome {
+            Ok(call) => call.await.map(ServiceResponse::map_into_left_body),
+            Err(response) => Ok(response.map_into_right_body()),
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::oidc::refresh::RefreshDeps;
 use crate::origin::OriginPolicy;
 use crate::pages::Pages;
 use crate::redirect::RedirectPolicy;
-use crate::session::{SealedSlots, SessionService};
+use crate::session::{PendingLogins, SealedSlots, SessionService};
 use crate::single_flight::SingleFlight;
 use crate::store::AnyStore;
 use crate::targets::signing::Signer;
@@ -38,7 +38,7 @@ pub struct AppState {
     /// Sessions.
     pub sessions: SessionService,
     /// Logins in flight, by `state`.
-    pub pending_logins: SealedSlots,
+    pub pending_logins: PendingLogins,
     /// RP-initiated logouts in flight, by `state`.
     pub pending_logouts: SealedSlots,
     /// Providers.
@@ -77,13 +77,7 @@ impl AppState {
         let public_url = config.server.public_url.as_str().trim_end_matches('/');
         let public_base = format!("{public_url}{}", config.server.base_path);
         let prefix = &config.session.key_prefix;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
-            .user_agent(concat!("identity-service/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(StartupError::HttpClient)?;
+        let http = crate::http_client::build(&config.tls).map_err(StartupError::Part)?;
         let providers =
             ProviderRegistry::new(&config.providers, &format!("{public_base}/callback"))
                 .map_err(StartupError::Part)?;
@@ -96,7 +90,7 @@ impl AppState {
                 config.session.idle_timeout,
                 config.session.max_lifetime,
             ),
-            pending_logins: SealedSlots::new(store.clone(), prefix, "login"),
+            pending_logins: PendingLogins::new(store.clone(), prefix, PENDING_TTL),
             pending_logouts: SealedSlots::new(store.clone(), prefix, "logout"),
             targets: TargetTable::new(&config.targets).map_err(StartupError::Part)?,
             token_cache: TokenCache::new(store.clone(), prefix),
@@ -136,7 +130,7 @@ impl AppState {
                 session.idle_timeout,
                 session.max_lifetime,
             ),
-            pending_logins: SealedSlots::new(store.clone(), prefix, "login"),
+            pending_logins: PendingLogins::new(store.clone(), prefix, PENDING_TTL),
             pending_logouts: SealedSlots::new(store.clone(), prefix, "logout"),
             token_cache: TokenCache::new(store.clone(), prefix),
             flights: SingleFlight::new(store.clone()),
@@ -198,6 +192,7 @@ impl AppState {
     pub fn login_deps(&self) -> LoginDeps<'_> {
         LoginDeps {
             pending_logins: &self.pending_logins,
+            redirect_policy: &self.redirect_policy,
             providers: &self.providers,
             http: &self.http,
             sessions: &self.sessions,

@@ -10,8 +10,10 @@
 //!   validate: take every key, collect every problem ──► Config  or  ConfigError
 //! ```
 
+mod checks;
 mod duration;
 mod layering;
+mod operate;
 mod providers;
 mod secret;
 mod take;
@@ -31,6 +33,7 @@ use crate::origin::OriginPattern;
 
 pub use duration::format as format_duration;
 pub use layering::ENV_PREFIX;
+pub use operate::{LimitsConfig, LogConfig, LogFormat, TlsConfig, read_ca_file};
 pub use secret::Secret;
 
 /// The file read when no `--config` is given, relative to the working directory.
@@ -160,6 +163,12 @@ pub struct Config {
     /// `[[targets]]`, in file order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetConfig>,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[limits]`.
+    pub limits: LimitsConfig,
+    /// `[tls]`.
+    pub tls: TlsConfig,
 }
 
 impl Config {
@@ -192,6 +201,10 @@ pub struct ServerConfig {
     /// A folder whose templates override the built-in ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub templates_dir: Option<PathBuf>,
+    /// A second listener, `host:port`, that alone serves `/metrics` (and detailed
+    /// readiness); `None`: metrics on the main listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_bind: Option<String>,
 }
 
 /// The built-in public URL.
@@ -218,6 +231,7 @@ impl Default for ServerConfig {
             workers: 0,
             trusted_proxies: Vec::new(),
             templates_dir: None,
+            metrics_bind: None,
         }
     }
 }
@@ -395,6 +409,9 @@ pub struct ProviderConfig {
     /// Introspection endpoint (default: from discovery).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<url::Url>,
+    /// Whether opaque (non-JWT) Bearer tokens go to this provider's introspection only; when
+    /// no provider sets it, they go to every provider with `introspection`, in order.
+    pub introspection_for_opaque: bool,
     /// `logout.*`.
     pub logout: ProviderLogoutConfig,
 }

@@ -1,8 +1,8 @@
 //! One `[[providers]]` entry, and client authentication (`auth_method` with
 //! `client_secret[_file]` or `private_key_file`), which client_credentials targets share.
 
+use super::checks::{check_http_url, checked};
 use super::take::{Problems, Section};
-use super::validate::{check_http_url, checked};
 use super::{ClientAuth, ProviderConfig, ProviderLogoutConfig};
 
 /// Provider defaults (SPEC section 3).
@@ -50,6 +50,13 @@ pub(super) fn provider(
             check_http_url(&u).map(|()| u),
         )
     });
+    let introspection_for_opaque = s.bool(p, "introspection_for_opaque").unwrap_or(false);
+    if introspection_for_opaque && !(introspection && accept_bearer) {
+        p.push(
+            s.path_of("introspection_for_opaque"),
+            "needs accept_bearer = true and introspection = true",
+        );
+    }
     let mut logout_section = s.section(p, "logout");
     let rp_initiated = logout_section
         .bool(p, "rp_initiated")
@@ -76,6 +83,7 @@ pub(super) fn provider(
             accept_bearer,
             introspection,
             introspection_endpoint,
+            introspection_for_opaque,
             logout: ProviderLogoutConfig { rp_initiated },
         })
     })();

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use super::checks::{check_http_url, checked, positive};
 use super::providers::client_auth;
 use super::take::{Problems, Section, names};
-use super::validate::{check_http_url, checked, positive};
 use super::{Secret, Strategy, TargetConfig, Transport};
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -5,10 +5,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
-
 use toml::{Table, Value};
 
+use super::checks::{check_http_url, checked, positive};
+use super::operate;
 use super::providers::provider;
 use super::take::{Problems, Section};
 use super::targets::target;
@@ -48,6 +48,9 @@ pub(crate) fn config(table: Table, p: &mut Problems) -> Option<Config> {
         }
     }
 
+    let log = operate::log(root.section(p, "log"), p);
+    let limits = operate::limits(root.section(p, "limits"), p);
+    let tls = operate::tls(root.section(p, "tls"), p);
     let backchannel = backchannel(root.section(p, "backchannel"), p);
     let signing = signing(root.section(p, "signing"), p);
 
@@ -83,18 +86,10 @@ pub(crate) fn config(table: Table, p: &mut Problems) -> Option<Config> {
         backchannel,
         signing,
         targets,
+        log,
+        limits,
+        tls,
     })
-}
-
-/// Keeps `Ok` values and records `Err` messages at `key`.
-pub(super) fn checked<T>(p: &mut Problems, key: String, result: Result<T, String>) -> Option<T> {
-    match result {
-        Ok(v) => Some(v),
-        Err(message) => {
-            p.push(key, message);
-            None
-        }
-    }
 }
 
 fn server(mut s: Section, p: &mut Problems) -> ServerConfig {
@@ -118,6 +113,16 @@ fn server(mut s: Section, p: &mut Problems) -> ServerConfig {
     let trusted_proxies = s
         .parsed_list(p, "trusted_proxies", parse_net)
         .unwrap_or(d.trusted_proxies);
+    let metrics_bind = s.opt_string(p, "metrics_bind").and_then(|m| {
+        let result = check_bind(&m).and_then(|()| {
+            if m == bind {
+                Err("must differ from server.bind".to_owned())
+            } else {
+                Ok(m)
+            }
+        });
+        checked(p, s.path_of("metrics_bind"), result)
+    });
     let templates_dir = s.opt_string(p, "templates_dir").and_then(|dir| {
         let path = PathBuf::from(dir);
         let result = if path.is_dir() {
@@ -135,6 +140,7 @@ fn server(mut s: Section, p: &mut Problems) -> ServerConfig {
         workers,
         trusted_proxies,
         templates_dir,
+        metrics_bind,
     }
 }
 
@@ -161,26 +167,6 @@ fn check_public_url(mut url: url::Url) -> Result<url::Url, String> {
         url.set_path(if trimmed.is_empty() { "/" } else { &trimmed });
     }
     Ok(url)
-}
-
-/// http(s), a host, no query, fragment or credentials.
-pub(super) fn check_http_url(url: &url::Url) -> Result<(), String> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "must be an http or https URL, not {}:",
-            url.scheme()
-        ));
-    }
-    if url.host().is_none() {
-        return Err("needs a host".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must not have a query or fragment".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not contain a user name or password".into());
-    }
-    Ok(())
 }
 
 fn check_base_path(path: &str) -> Result<String, String> {
@@ -275,12 +261,8 @@ fn session(mut s: Section, p: &mut Problems, public_url: &url::Url) -> SessionCo
     }
     let idle_timeout = positive(p, &mut s, "idle_timeout").unwrap_or(d.idle_timeout);
     let max_lifetime = positive(p, &mut s, "max_lifetime").unwrap_or(d.max_lifetime);
-    if idle_timeout > max_lifetime {
-        p.push(
-            s.path_of("idle_timeout"),
-            "must not be longer than max_lifetime",
-        );
-    }
+    // Independent limits (SPEC 3): whichever comes first ends the session, so either
+    // may be the shorter one.
     s.finish(p);
     SessionConfig {
         store,
@@ -292,16 +274,6 @@ fn session(mut s: Section, p: &mut Problems, public_url: &url::Url) -> SessionCo
         idle_timeout,
         max_lifetime,
     }
-}
-
-/// A duration that must be longer than zero.
-pub(super) fn positive(p: &mut Problems, s: &mut Section, key: &str) -> Option<Duration> {
-    let d = s.duration(p, key)?;
-    if d.is_zero() {
-        p.push(s.path_of(key), "must be longer than 0");
-        return None;
-    }
-    Some(d)
 }
 
 /// A cookie name must be an RFC 6265 token.

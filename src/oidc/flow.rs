@@ -20,6 +20,7 @@ use url::Url;
 use super::client_auth::JWT_BEARER_ASSERTION;
 use super::jwt::jwt_payload;
 use super::provider::{Discovered, Provider};
+use super::token_endpoint::expiry_after;
 use crate::clock::unix_now;
 use crate::crypto;
 use crate::error::ApiError;
@@ -38,10 +39,9 @@ pub struct PendingLogin {
     pub pkce_verifier: String,
     /// The nonce the ID token must carry.
     pub nonce: String,
-    /// Where the browser goes afterwards.
+    /// Where the browser goes afterwards (checked again when the login completes: it
+    /// comes back from the browser's login cookie).
     pub return_url: ReturnUrl,
-    /// Hash of the browser-binding cookie that started this login.
-    pub browser_binding: String,
 }
 
 impl std::fmt::Debug for PendingLogin {
@@ -52,7 +52,6 @@ impl std::fmt::Debug for PendingLogin {
             .field("pkce_verifier", &"***")
             .field("nonce", &"***")
             .field("return_url", &self.return_url)
-            .field("browser_binding", &"***")
             .finish()
     }
 }
@@ -63,7 +62,7 @@ pub struct LoginStart {
     pub authorize_url: Url,
     /// The `state` (the handle of the pending login).
     pub state: String,
-    /// What to store under `state`.
+    /// What the browser's login cookie carries to `/callback`.
     pub pending: PendingLogin,
 }
 
@@ -93,7 +92,6 @@ pub fn begin_login(
     provider: &Provider,
     discovered: &Discovered,
     return_url: ReturnUrl,
-    browser_binding: String,
     hints: &LoginHints<'_>,
 ) -> Result<LoginStart, ApiError> {
     let state = crypto::random_token::<32>()?;
@@ -136,7 +134,6 @@ pub fn begin_login(
             pkce_verifier: verifier.secret().clone(),
             nonce,
             return_url,
-            browser_binding,
         },
     })
 }
@@ -161,6 +158,8 @@ pub async fn finish_login(
         let verifier = discovered
             .client
             .id_token_verifier()
+            // The same list logout and refreshed ID tokens are held to (SPEC 2).
+            .set_allowed_algs(openidconnect_algorithms(&discovered.id_token_algorithms))
             // Extra audiences are fine when `azp` names us, which the verifier enforces
             // (OIDC Core 3.1.3.7 steps 4-5).
             .set_other_audience_verifier_fn(|_| true)
@@ -188,7 +187,7 @@ pub async fn finish_login(
             false => Err(error),
         };
         if let Err(error) = retried {
-            tracing::info!(provider = %provider.id(), %error, "ID token refused");
+            tracing::debug!(provider = %provider.id(), %error, "ID token refused");
             return Err(ApiError::login_failed(describe_claims_error(&error)));
         }
     }
@@ -218,7 +217,7 @@ pub async fn finish_login(
             access_token_issued_at: Some(unix_now()),
             access_token_expires_at: response
                 .expires_in()
-                .map(|lifetime| unix_now() + i64::try_from(lifetime.as_secs()).unwrap_or(0)),
+                .and_then(|lifetime| expiry_after(unix_now(), lifetime.as_secs_f64())),
             refresh_token: response.refresh_token().map(|token| token.secret().clone()),
         },
     })
@@ -237,8 +236,9 @@ async fn exchange_code(
         .map_err(|_| ApiError::login_upstream_failed("the provider has no token endpoint"))?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
     if let (Some(key), Some(token_url)) = (&provider.client_key, &discovered.token_endpoint) {
+        // No `client_id` here: the oauth2 crate already sends it for a client without a
+        // secret, and RFC 6749 section 3.2 forbids repeating a parameter.
         request = request
-            .add_extra_param("client_id", provider.config.client_id.clone())
             .add_extra_param("client_assertion_type", JWT_BEARER_ASSERTION)
             .add_extra_param(
                 "client_assertion",
@@ -251,11 +251,11 @@ async fn exchange_code(
             response.error().as_ref()
         )),
         RequestTokenError::Request(error) => {
-            tracing::warn!(provider = %provider.id(), %error, "token endpoint unreachable");
+            tracing::debug!(provider = %provider.id(), %error, "token endpoint unreachable");
             ApiError::login_upstream_failed("the provider's token endpoint could not be reached")
         }
         other => {
-            tracing::warn!(provider = %provider.id(), error = %other, "token endpoint answer unusable");
+            tracing::debug!(provider = %provider.id(), error = %other, "token endpoint answer unusable");
             ApiError::login_upstream_failed("the provider's token endpoint answered unexpectedly")
         }
     })
@@ -324,6 +324,20 @@ fn check_authorized_party(claims: &Map<String, Value>, client_id: &str) -> Resul
         )),
         None => Ok(()),
     }
+}
+
+/// `algorithms` as openidconnect names them (both spell them as JOSE does).
+fn openidconnect_algorithms(
+    algorithms: &[jsonwebtoken::Algorithm],
+) -> Vec<openidconnect::core::CoreJwsSigningAlgorithm> {
+    algorithms
+        .iter()
+        .filter_map(|algorithm| {
+            serde_json::to_value(algorithm)
+                .ok()
+                .and_then(|name| serde_json::from_value(name).ok())
+        })
+        .collect()
 }
 
 fn describe_claims_error(error: &openidconnect::ClaimsVerificationError) -> &'static str {

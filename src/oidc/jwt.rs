@@ -8,7 +8,17 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
-use super::Provider;
+use super::{Discovered, Provider};
+
+/// What a token claims to be, which decides the algorithms it may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An access token: any asymmetric algorithm the chosen key can make.
+    AccessToken,
+    /// An ID token or a back-channel logout token (validated as an ID token would be):
+    /// only the algorithms of [`Discovered::id_token_algorithms`].
+    IdToken,
+}
 
 /// A token whose signature checked out.
 pub struct VerifiedJwt {
@@ -18,11 +28,12 @@ pub struct VerifiedJwt {
     pub claims: Map<String, Value>,
 }
 
-/// Verifies the signature of `token` with `provider`'s keys.
+/// Verifies the signature of `token` (a `kind` token) with `provider`'s keys.
 pub async fn verify_signature(
     provider: &Provider,
     http: &reqwest::Client,
     token: &str,
+    kind: TokenKind,
 ) -> Result<VerifiedJwt, &'static str> {
     let header = jsonwebtoken::decode_header(token)
         .map_err(|_| "it is not a signed JWT with a supported algorithm")?;
@@ -33,18 +44,26 @@ pub async fn verify_signature(
         .discovered(http)
         .await
         .map_err(|_| "the provider's keys are not available")?;
-    let key = match select_key(&discovered.jwks, &header) {
-        Some(key) => key.clone(),
+    let (discovered, key) = match select_key(&discovered.jwks, &header) {
+        Some(key) => {
+            let key = key.clone();
+            (discovered, key)
+        }
         None => {
             let refreshed = provider
                 .refresh_keys(http)
                 .await
                 .ok_or("it is signed with a key the provider does not publish")?;
-            select_key(&refreshed.jwks, &header)
+            let key = select_key(&refreshed.jwks, &header)
                 .ok_or("it is signed with a key the provider does not publish")?
-                .clone()
+                .clone();
+            (refreshed, key)
         }
     };
+    // Judged against the discovery the key came from (a refetch may have changed the list).
+    if kind == TokenKind::IdToken && !id_token_algorithm_allowed(&discovered, header.alg) {
+        return Err("its algorithm is not one the provider lists for ID tokens");
+    }
     if !key_allows(&key, header.alg) {
         return Err("its algorithm does not match the provider's key");
     }
@@ -60,6 +79,25 @@ pub async fn verify_signature(
         header: data.header,
         claims: data.claims,
     })
+}
+
+/// SPEC 2 and OIDC Core 3.1.3.7 step 7: ID tokens and logout tokens must use an algorithm
+/// the provider lists in `id_token_signing_alg_values_supported` (RS256 when it lists none).
+/// The login's ID token verifier is given the same list ([`Discovered::id_token_algorithms`]).
+pub fn id_token_algorithm_allowed(discovered: &Discovered, algorithm: Algorithm) -> bool {
+    discovered.id_token_algorithms.contains(&algorithm)
+}
+
+/// The algorithms named in `id_token_signing_alg_values_supported` that we know (`none`
+/// and unknown names dropped); RS256 when the provider lists none.
+pub fn id_token_algorithms(listed: &[String]) -> Vec<Algorithm> {
+    if listed.is_empty() {
+        return vec![Algorithm::RS256];
+    }
+    listed
+        .iter()
+        .filter_map(|name| name.parse::<Algorithm>().ok())
+        .collect()
 }
 
 /// The key named by the header's `kid`; without a `kid`, the provider's only signing key.

@@ -1,19 +1,20 @@
-//! Finishing a login at `/callback` (OIDC Core 3.1.2.5 - 3.1.3.7): the browser binding,
-//! the provider's error, the RFC 9207 `iss` check, the code exchange and ID token checks
+//! Finishing a login at `/callback` (OIDC Core 3.1.2.5 - 3.1.3.7): the pending login from
+//! the browser's login cookie (which binds it to that browser), the provider's error, the RFC 9207 `iss` check, the code exchange and ID token checks
 //! (in [`super::flow`]), the profile, and a new session that replaces any older one.
 
 use super::ProviderRegistry;
 use super::{claims, flow};
-use crate::clock::unix_now_ms;
-use crate::crypto;
+use crate::clock::{unix_now, unix_now_ms};
 use crate::error::{ApiError, printable};
-use crate::redirect::ReturnUrl;
-use crate::session::{SealedSlots, SessionRecord, SessionService, SessionTicket};
+use crate::redirect::{RedirectPolicy, ReturnUrl};
+use crate::session::{PendingLogins, SessionRecord, SessionService, SessionTicket};
 
 /// What finishing a login needs.
 pub struct LoginDeps<'a> {
-    /// Logins in flight, by `state`.
-    pub pending_logins: &'a SealedSlots,
+    /// Logins in flight, carried by login cookies.
+    pub pending_logins: &'a PendingLogins,
+    /// SPEC 4, to check the returnURL the login cookie brings back.
+    pub redirect_policy: &'a RedirectPolicy,
     /// Providers.
     pub providers: &'a ProviderRegistry,
     /// The upstream HTTP client.
@@ -33,8 +34,8 @@ pub struct Callback<'a> {
     pub iss: Option<&'a str>,
     /// `error`.
     pub error: Option<&'a str>,
-    /// The browser-binding cookie's value.
-    pub binding: Option<String>,
+    /// The value of this state's login cookie, when the browser sent it.
+    pub login_cookie: Option<String>,
     /// The session this browser had before, if any.
     pub previous: Option<SessionTicket>,
 }
@@ -56,29 +57,28 @@ pub async fn complete_login(
 ) -> Result<CompletedLogin, ApiError> {
     let handle = callback
         .state
-        .ok_or_else(|| refused("state", "the callback carries no state"))?;
-    let pending: flow::PendingLogin = deps
+        .ok_or_else(|| refused("state", None, "the callback carries no state"))?;
+    let now = unix_now();
+    let (pending, expires_at): (flow::PendingLogin, i64) = deps
         .pending_logins
-        .take(handle)
-        .await?
-        .ok_or_else(|| refused("state", "the login is unknown, expired or already finished"))?;
-    let same_browser = callback.binding.is_some_and(|binding| {
-        crypto::derive_name("login-binding", binding.as_bytes()) == pending.browser_binding
-    });
-    if !same_browser {
-        return Err(refused(
-            "browser binding",
-            "the login was started in another browser",
-        ));
-    }
-    let provider = deps
-        .providers
-        .get(&pending.provider)
-        .ok_or_else(|| refused("provider", "the provider is no longer configured"))?;
+        .open(handle, callback.login_cookie.as_deref(), now)
+        .map_err(|why| refused(why.check(), None, why.message()))?;
+    let provider = deps.providers.get(&pending.provider).ok_or_else(|| {
+        refused(
+            "provider",
+            Some(&pending.provider),
+            "the provider is no longer configured",
+        )
+    })?;
+    let id = provider.id();
+    // The cookie came back from the browser: its returnURL passes SPEC 4 again.
+    let return_url = ReturnUrl::parse(pending.return_url.as_str(), deps.redirect_policy)
+        .map_err(|_| refused("returnURL", Some(id), "the returnURL is not allowed"))?;
     if let Some(error) = callback.error {
+        let error = printable(error);
+        tracing::warn!(check = "provider error", provider = %id, %error, "login refused");
         return Err(ApiError::login_failed(format!(
-            "the provider answered '{}'",
-            printable(error)
+            "the provider answered '{error}'"
         )));
     }
     // RFC 9207: a response naming another issuer is a mix-up attack.
@@ -87,13 +87,26 @@ pub async fn complete_login(
     {
         return Err(refused(
             "iss",
+            Some(id),
             "the authorization response comes from another issuer",
         ));
     }
     let code = callback
         .code
-        .ok_or_else(|| refused("code", "the callback carries no code"))?;
-    let outcome = flow::finish_login(provider, deps.http, &pending, code).await?;
+        .ok_or_else(|| refused("code", Some(id), "the callback carries no code"))?;
+    let outcome = flow::finish_login(provider, deps.http, &pending, code)
+        .await
+        .inspect_err(|error| {
+            // Other errors (store, internal) are logged where they are made.
+            if let ApiError::LoginFailed { message, .. } = error {
+                tracing::warn!(check = "code exchange and ID token", provider = %id, reason = %message, "login refused");
+            }
+        })?;
+    // Single use (SPEC 2): of two callbacks with this state, one creates a session.
+    deps.pending_logins
+        .claim(handle, expires_at, now)
+        .await?
+        .map_err(|why| refused(why.check(), Some(id), why.message()))?;
     let now = unix_now_ms();
     let record = SessionRecord {
         provider: provider.id().to_owned(),
@@ -113,13 +126,19 @@ pub async fn complete_login(
     let ticket = deps.sessions.create(&record).await?;
     Ok(CompletedLogin {
         ticket,
-        return_url: pending.return_url,
+        return_url,
         provider: record.provider,
     })
 }
 
-/// A login refused by `check`: one WARN line naming it, never the code or state.
-fn refused(check: &'static str, message: &'static str) -> ApiError {
-    tracing::warn!(check, message, "login refused");
+/// A login refused by `check`: one WARN line naming it and the provider, never the code,
+/// the state or a cookie.
+fn refused(check: &'static str, provider: Option<&str>, message: &'static str) -> ApiError {
+    tracing::warn!(
+        check,
+        provider = provider.unwrap_or("-"),
+        message,
+        "login refused"
+    );
     ApiError::login_failed(message)
 }

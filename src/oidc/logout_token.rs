@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::jwt::{self, audience_contains, numeric_date};
+use super::jwt::{self, TokenKind, audience_contains, numeric_date};
 use super::{Provider, ProviderRegistry};
 use crate::oidc::jwt::jwt_payload;
 
@@ -48,8 +48,9 @@ pub async fn validate(
         .find(|provider| provider.issuer() == issuer)
         .ok_or("the issuer is not a configured provider")?
         .clone();
-    // 2.6 step 2: the signature, with the provider's keys (never none, never HMAC).
-    let verified = jwt::verify_signature(&provider, http, token).await?;
+    // 2.6 step 2: the signature, with the provider's keys (never none, never HMAC) and an
+    // algorithm it lists for ID tokens (SPEC 2: validated as an ID token would be).
+    let verified = jwt::verify_signature(&provider, http, token, TokenKind::IdToken).await?;
     // 2.6 step 2 / section 2.4: explicit typing, when present.
     if let Some(typ) = &verified.header.typ
         && !["logout+jwt", "application/logout+jwt", "JWT"]

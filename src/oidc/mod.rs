@@ -6,6 +6,7 @@ pub mod bearer;
 pub mod claims;
 pub mod client_auth;
 pub mod flow;
+pub mod id_token;
 pub mod jwt;
 pub mod login;
 pub mod logout;

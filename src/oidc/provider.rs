@@ -1,9 +1,18 @@
 //! One configured OpenID provider at run time: its discovery document and signing keys,
 //! loaded in the background, retried while the provider is down, and refetched (at most
 //! once per [`JWKS_REFETCH_INTERVAL`]) when a token names a key we do not know.
+//!
+//! Health (SPEC 7): a login trusts a provider that answered within [`LOGIN_FRESHNESS`];
+//! older, one cheap check (a GET of the discovery document, keys only when it changed)
+//! runs with a deadline of [`CHECK_DEADLINE`], one at a time, and concurrent logins take
+//! its result. A failed check is believed for [`FAILURE_MEMORY`]: logins answer
+//! `PROVIDER_UNAVAILABLE` at once while a background watcher keeps checking, so a
+//! recovery is noticed without a login paying for it.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+use jsonwebtoken::Algorithm;
 
 use openidconnect::core::{CoreClient, CoreJsonWebKeySet, CoreProviderMetadata};
 use openidconnect::{
@@ -30,9 +39,24 @@ pub type OidcClient = CoreClient<
 /// A flood of tokens with unknown `kid`s may cause at most one JWKS fetch per interval.
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
-/// A new login trusts discovery this recent; older, the provider is asked again first, so
-/// a provider that went down answers `PROVIDER_UNAVAILABLE` instead of a dead redirect.
+/// A new login trusts a provider that answered this recently; older, the provider is
+/// checked first, so one that went down answers `PROVIDER_UNAVAILABLE` instead of a dead
+/// redirect.
 pub const LOGIN_FRESHNESS: Duration = Duration::from_secs(1);
+
+/// How long a failed check is believed: logins fail at once, without asking upstream.
+pub const FAILURE_MEMORY: Duration = Duration::from_secs(5);
+
+/// Deadline of one check (discovery, plus keys when they must be loaded); a provider
+/// that accepts connections and never answers costs a login at most this (SPEC 7: 3 s).
+pub const CHECK_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A login waits at most this for a check another request is running.
+const CHECK_WAIT: Duration = Duration::from_millis(2500);
+
+/// First and longest pause between the watcher's checks of a failing provider.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_LONGEST: Duration = Duration::from_secs(5);
 
 /// What discovery told us about a provider.
 pub struct Discovered {
@@ -50,6 +74,11 @@ pub struct Discovered {
     pub end_session_endpoint: Option<Url>,
     /// RFC 7662 endpoint (configured or discovered).
     pub introspection_endpoint: Option<Url>,
+    /// Algorithms ID tokens and logout tokens may use (`id_token_signing_alg_values_supported`,
+    /// RS256 when empty); see [`super::jwt::id_token_algorithm_allowed`].
+    pub id_token_algorithms: Vec<Algorithm>,
+    /// The discovery document as fetched, to tell whether a check found it changed.
+    document: Vec<u8>,
 }
 
 /// Discovery fields openidconnect's core metadata does not carry.
@@ -65,6 +94,26 @@ struct ExtraMetadata {
     end_session_endpoint: Option<Url>,
     #[serde(default)]
     introspection_endpoint: Option<Url>,
+    #[serde(default)]
+    id_token_signing_alg_values_supported: Vec<String>,
+}
+
+/// When the provider last answered a check, and when one last failed.
+#[derive(Default)]
+struct Health {
+    last_ok: Option<Instant>,
+    failed_at: Option<Instant>,
+}
+
+impl Health {
+    /// The last check failed (no success since).
+    fn failing(&self) -> bool {
+        match (self.failed_at, self.last_ok) {
+            (Some(failed), Some(ok)) => failed > ok,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
 }
 
 /// A provider: configuration plus what was discovered (once it has been).
@@ -77,8 +126,9 @@ pub struct Provider {
     discovered: RwLock<Option<Arc<Discovered>>>,
     last_problem: RwLock<String>,
     last_jwks_fetch: Mutex<Option<Instant>>,
-    last_success: Mutex<Option<Instant>>,
-    login_probe: tokio::sync::Mutex<()>,
+    health: Mutex<Health>,
+    check_lock: tokio::sync::Mutex<()>,
+    failure_noticed: tokio::sync::Notify,
 }
 
 impl Provider {
@@ -96,8 +146,9 @@ impl Provider {
             discovered: RwLock::new(None),
             last_problem: RwLock::new("discovery not loaded yet".to_owned()),
             last_jwks_fetch: Mutex::new(None),
-            last_success: Mutex::new(None),
-            login_probe: tokio::sync::Mutex::new(()),
+            health: Mutex::new(Health::default()),
+            check_lock: tokio::sync::Mutex::new(()),
+            failure_noticed: tokio::sync::Notify::new(),
         })
     }
 
@@ -131,18 +182,18 @@ impl Provider {
         }
     }
 
-    /// The discovered provider, loading it now if the background loader has not yet.
+    /// The discovered provider, loading it now if the background loader has not yet (within
+    /// [`CHECK_DEADLINE`], or at once `PROVIDER_UNAVAILABLE` after a recent failure).
     pub async fn discovered(&self, http: &reqwest::Client) -> Result<Arc<Discovered>, ApiError> {
         if let Some(discovered) = self.current() {
             return Ok(discovered);
         }
-        self.load(http)
-            .await
-            .map_err(|_| ApiError::ProviderUnavailable(self.config.id.clone()))
+        self.checked(http).await
     }
 
-    /// The discovered provider for a new login: confirmed reachable within
-    /// [`LOGIN_FRESHNESS`] (one probe at a time), else `PROVIDER_UNAVAILABLE`.
+    /// The discovered provider for a new login: it answered within [`LOGIN_FRESHNESS`], or
+    /// a check (shared with concurrent logins) finds it answering; else
+    /// `PROVIDER_UNAVAILABLE` within [`CHECK_WAIT`].
     pub async fn discovered_for_login(
         &self,
         http: &reqwest::Client,
@@ -150,44 +201,109 @@ impl Provider {
         if let Some(discovered) = self.fresh() {
             return Ok(discovered);
         }
-        let _probe = self.login_probe.lock().await;
-        if let Some(discovered) = self.fresh() {
-            return Ok(discovered);
-        }
-        self.load(http)
-            .await
-            .map_err(|_| ApiError::ProviderUnavailable(self.config.id.clone()))
+        self.checked(http).await
     }
 
+    /// One check at a time; requests that waited for it take its result.
+    async fn checked(&self, http: &reqwest::Client) -> Result<Arc<Discovered>, ApiError> {
+        let unavailable = || ApiError::ProviderUnavailable(self.config.id.clone());
+        if self.recently_failed() {
+            return Err(unavailable());
+        }
+        let outcome = tokio::time::timeout(CHECK_WAIT, async {
+            let _one_at_a_time = self.check_lock.lock().await;
+            if let Some(discovered) = self.fresh() {
+                return Some(discovered);
+            }
+            if self.recently_failed() {
+                return None;
+            }
+            self.check(http).await.ok()
+        })
+        .await;
+        match outcome {
+            Ok(Some(discovered)) => Ok(discovered),
+            Ok(None) | Err(_) => Err(unavailable()),
+        }
+    }
+
+    /// Discovered, and the provider answered within [`LOGIN_FRESHNESS`].
     fn fresh(&self) -> Option<Arc<Discovered>> {
-        let recent = self
-            .last_success
-            .lock()
-            .ok()
-            .and_then(|at| *at)
-            .is_some_and(|at| at.elapsed() < LOGIN_FRESHNESS);
+        let recent = self.health.lock().ok().is_some_and(|health| {
+            !health.failing()
+                && health
+                    .last_ok
+                    .is_some_and(|at| at.elapsed() < LOGIN_FRESHNESS)
+        });
         if recent { self.current() } else { None }
+    }
+
+    /// The last check failed, less than [`FAILURE_MEMORY`] ago.
+    fn recently_failed(&self) -> bool {
+        self.health.lock().ok().is_some_and(|health| {
+            health.failing()
+                && health
+                    .failed_at
+                    .is_some_and(|at| at.elapsed() < FAILURE_MEMORY)
+        })
+    }
+
+    /// Asks the provider, within [`CHECK_DEADLINE`]: its discovery document, and its keys
+    /// too when nothing is loaded yet or the document changed. Records the outcome.
+    async fn check(&self, http: &reqwest::Client) -> Result<Arc<Discovered>, String> {
+        let attempt = async {
+            let document = get_bytes(http, &self.discovery_url()).await?;
+            match self.current() {
+                Some(current) if current.document == document => Ok(current),
+                _ => self.install(self.build(http, document).await?),
+            }
+        };
+        let outcome = match tokio::time::timeout(CHECK_DEADLINE, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!(
+                "discovery did not answer within {} ms",
+                CHECK_DEADLINE.as_millis()
+            )),
+        };
+        self.record(&outcome);
+        outcome
     }
 
     /// Fetches discovery and keys and installs them.
     pub async fn load(&self, http: &reqwest::Client) -> Result<Arc<Discovered>, String> {
-        match self.fetch(http).await {
-            Ok(discovered) => {
-                let discovered = Arc::new(discovered);
-                if let Ok(mut slot) = self.discovered.write() {
-                    *slot = Some(discovered.clone());
-                }
-                if let Ok(mut at) = self.last_success.lock() {
-                    *at = Some(Instant::now());
-                }
-                Ok(discovered)
-            }
+        let outcome = match self.fetch(http).await {
+            Ok(discovered) => self.install(discovered),
+            Err(problem) => Err(problem),
+        };
+        self.record(&outcome);
+        outcome
+    }
+
+    fn install(&self, discovered: Discovered) -> Result<Arc<Discovered>, String> {
+        let discovered = Arc::new(discovered);
+        if let Ok(mut slot) = self.discovered.write() {
+            *slot = Some(discovered.clone());
+        }
+        Ok(discovered)
+    }
+
+    fn record(&self, outcome: &Result<Arc<Discovered>, String>) {
+        let Ok(mut health) = self.health.lock() else {
+            return;
+        };
+        match outcome {
+            Ok(_) => health.last_ok = Some(Instant::now()),
             Err(problem) => {
-                tracing::warn!(provider = %self.config.id, %problem, "provider discovery failed");
-                if let Ok(mut slot) = self.last_problem.write() {
-                    slot.clone_from(&problem);
+                let was_failing = health.failing();
+                health.failed_at = Some(Instant::now());
+                drop(health);
+                if !was_failing {
+                    tracing::warn!(provider = %self.config.id, %problem, "provider check failed");
                 }
-                Err(problem)
+                if let Ok(mut slot) = self.last_problem.write() {
+                    slot.clone_from(problem);
+                }
+                self.failure_noticed.notify_one();
             }
         }
     }
@@ -205,22 +321,50 @@ impl Provider {
         self.load(http).await.ok()
     }
 
-    /// Keeps trying discovery (with backoff up to a minute) until it has loaded once.
-    pub async fn load_until_ready(self: Arc<Self>, http: reqwest::Client) {
-        let mut delay = Duration::from_millis(500);
-        while self.current().is_none() {
-            if self.load(&http).await.is_ok() {
-                break;
+    /// Runs for the life of the service: loads discovery until it has, then, whenever a
+    /// check fails, checks again (backing off from [`RETRY_FIRST`] to [`RETRY_LONGEST`])
+    /// until the provider answers, so logins need not pay for noticing a recovery.
+    pub async fn watch(self: Arc<Self>, http: reqwest::Client) {
+        let mut delay = RETRY_FIRST;
+        loop {
+            let failing = self
+                .health
+                .lock()
+                .ok()
+                .is_none_or(|health| health.failing());
+            if self.current().is_some() && !failing {
+                delay = RETRY_FIRST;
+                self.failure_noticed.notified().await;
+                continue;
+            }
+            let checked = {
+                let _one_at_a_time = self.check_lock.lock().await;
+                self.check(&http).await
+            };
+            if checked.is_ok() {
+                tracing::info!(provider = %self.config.id, "provider answers");
+                continue;
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(60));
+            delay = (delay * 2).min(RETRY_LONGEST);
         }
     }
 
+    fn discovery_url(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            trim_root_slash(&self.config.issuer)
+        )
+    }
+
     async fn fetch(&self, http: &reqwest::Client) -> Result<Discovered, String> {
+        let document = get_bytes(http, &self.discovery_url()).await?;
+        self.build(http, document).await
+    }
+
+    /// Discovery from `document`, with the keys it names.
+    async fn build(&self, http: &reqwest::Client, document: Vec<u8>) -> Result<Discovered, String> {
         let issuer = trim_root_slash(&self.config.issuer);
-        let discovery_url = format!("{issuer}/.well-known/openid-configuration");
-        let document = get_bytes(http, &discovery_url).await?;
         let extra: ExtraMetadata = serde_json::from_slice(&document)
             .map_err(|error| format!("discovery document is invalid: {error}"))?;
         if trim_slash(&extra.issuer) != trim_slash(&issuer) {
@@ -263,6 +407,10 @@ impl Provider {
                 .introspection_endpoint
                 .clone()
                 .or(extra.introspection_endpoint),
+            id_token_algorithms: super::jwt::id_token_algorithms(
+                &extra.id_token_signing_alg_values_supported,
+            ),
+            document,
         })
     }
 }

@@ -4,7 +4,8 @@
 //! new refresh token replaces the old one, an absent one keeps it. A refresh the provider
 //! refuses ends the session.
 
-use super::token_endpoint::{TokenClient, TokenError, request_token};
+use super::id_token::{OriginalLogin, verify_refreshed};
+use super::token_endpoint::{TokenClient, TokenError, expiry_after, request_token};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -72,10 +73,10 @@ fn usable(tokens: &ProviderTokens, session_end: i64) -> Option<(String, i64)> {
     let lifetime = tokens
         .access_token_issued_at
         .map_or(REFRESH_MARGIN_SECONDS * 5, |issued_at| {
-            expires_at - issued_at
+            expires_at.saturating_sub(issued_at)
         });
     let margin = (lifetime / 5).clamp(0, REFRESH_MARGIN_SECONDS);
-    (expires_at - unix_now() > margin).then_some((token, expires_at))
+    (expires_at.saturating_sub(unix_now()) > margin).then_some((token, expires_at))
 }
 
 /// A token someone else obtained while we waited: take it while it lasts, even when it
@@ -127,14 +128,29 @@ async fn refresh(
         .observe(started.elapsed().as_secs_f64());
     match answer {
         Ok(answer) => {
+            // SPEC 5, OIDC Core 12.2: a new ID token is checked before anything of this
+            // answer is kept or handed out.
+            if let Some(id_token) = &answer.id_token {
+                let original = OriginalLogin {
+                    id_token: session.record.tokens.id_token.as_deref(),
+                    subject: &session.record.subject,
+                };
+                if let Err(check) =
+                    verify_refreshed(provider, state.http, id_token, &original, unix_now()).await
+                {
+                    tracing::warn!(provider = %provider.id(), check, "refreshed ID token refused; the refresh hands out nothing");
+                    return Err(ApiError::TokenUnavailable(
+                        "The provider's refreshed ID token is not valid".to_owned(),
+                    ));
+                }
+            }
             let now = unix_now();
             let tokens = &mut session.record.tokens;
             tokens.access_token = Some(answer.access_token.clone());
             tokens.access_token_issued_at = Some(now);
             tokens.access_token_expires_at = answer
                 .expires_in
-                .filter(|seconds| *seconds > 0.0)
-                .map(|seconds| now + seconds as i64);
+                .and_then(|seconds| expiry_after(now, seconds));
             if let Some(rotated) = answer.refresh_token {
                 tokens.refresh_token = Some(rotated);
             }

@@ -59,10 +59,10 @@ impl ProviderRegistry {
         }
     }
 
-    /// Starts background discovery of every provider.
+    /// Starts background discovery (and, later, recovery checks) of every provider.
     pub fn start_discovery(&self, http: &reqwest::Client) {
         for provider in self.providers.iter() {
-            tokio::spawn(provider.clone().load_until_ready(http.clone()));
+            tokio::spawn(provider.clone().watch(http.clone()));
         }
     }
 }

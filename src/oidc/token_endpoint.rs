@@ -14,6 +14,31 @@ use crate::error::printable;
 /// How long a token endpoint may take.
 const TOKEN_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest token lifetime we believe from upstream; a larger `expires_in` (or `exp`) is
+/// cut to this, so a hostile answer cannot push a timestamp past what arithmetic and dates
+/// can hold.
+pub const MAX_TOKEN_LIFETIME_SECONDS: i64 = 366 * 24 * 3600;
+
+/// The Unix time `expires_in` seconds after `now` (saturating, lifetime capped at
+/// [`MAX_TOKEN_LIFETIME_SECONDS`]); `None` for a lifetime that is not a positive number.
+pub fn expiry_after(now: i64, expires_in: f64) -> Option<i64> {
+    if expires_in.is_nan() || expires_in <= 0.0 {
+        return None;
+    }
+    // `as` saturates a float that is too large; the cap keeps the sum in range anyway.
+    let seconds = (expires_in.ceil() as i64).min(MAX_TOKEN_LIFETIME_SECONDS);
+    Some(now.saturating_add(seconds))
+}
+
+/// An upstream absolute time (`exp`) kept within [`MAX_TOKEN_LIFETIME_SECONDS`] of `now`
+/// either way, so later differences with `now` cannot overflow.
+pub fn capped_expiry(now: i64, expires_at: i64) -> i64 {
+    expires_at.clamp(
+        now.saturating_sub(MAX_TOKEN_LIFETIME_SECONDS),
+        now.saturating_add(MAX_TOKEN_LIFETIME_SECONDS),
+    )
+}
+
 /// A client as it authenticates at a token endpoint.
 pub struct TokenClient<'a> {
     /// `client_id`.
@@ -147,4 +172,39 @@ pub fn authenticated_post(
 /// RFC 6749 section 2.3.1: client id and secret are form-encoded before HTTP Basic.
 pub fn form_encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_lifetimes_neither_wrap_nor_panic() {
+        let now = 1_800_000_000;
+        assert_eq!(
+            expiry_after(now, i64::MAX as f64),
+            Some(now + MAX_TOKEN_LIFETIME_SECONDS)
+        );
+        assert_eq!(
+            expiry_after(i64::MAX, 60.0),
+            Some(i64::MAX),
+            "saturates instead of wrapping"
+        );
+        assert_eq!(
+            expiry_after(now, f64::INFINITY),
+            Some(now + MAX_TOKEN_LIFETIME_SECONDS)
+        );
+        assert_eq!(expiry_after(now, -5.0), None);
+        assert_eq!(expiry_after(now, f64::NAN), None);
+        assert_eq!(expiry_after(now, 300.0), Some(now + 300));
+        assert_eq!(
+            capped_expiry(now, i64::MAX),
+            now + MAX_TOKEN_LIFETIME_SECONDS
+        );
+        assert_eq!(capped_expiry(now, now + 60), now + 60);
+        assert_eq!(
+            capped_expiry(now, i64::MIN),
+            now - MAX_TOKEN_LIFETIME_SECONDS
+        );
+    }
 }

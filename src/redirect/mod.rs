@@ -119,26 +119,11 @@ fn refuse_before_parsing(raw: &str, policy: &RedirectPolicy) -> Result<(), Redir
     if raw.len() > MAX_RETURN_URL_LEN {
         return Err(RedirectRefused::TooLong(raw.len()));
     }
-    if raw.contains('\\') {
-        return Err(RedirectRefused::Backslash);
-    }
-    if raw.chars().any(is_control_or_space) {
-        return Err(RedirectRefused::ControlOrSpace);
-    }
-    // Decoding once and looking again covers %5C, %00-%1F, %20, %7F in any hex case,
-    // and encoded UTF-8 controls or spaces too; bytes that are not UTF-8 become U+FFFD.
-    let decoded: Cow<'_, str> = percent_decode_str(raw).decode_utf8_lossy();
-    if decoded.chars().any(|c| c == '\\' || is_control_or_space(c)) {
-        return Err(RedirectRefused::EncodedControlOrSpace);
-    }
+    check_url_text(raw)?;
     match scheme_of(raw) {
         Some(scheme) => {
             if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
                 return Err(RedirectRefused::Scheme(echo(&scheme.to_ascii_lowercase())));
-            }
-            let after_scheme = raw.get(scheme.len() + 1..).unwrap_or_default();
-            if authority_has_user_info(after_scheme) {
-                return Err(RedirectRefused::UserInfo);
             }
         }
         None => {
@@ -153,13 +138,66 @@ fn refuse_before_parsing(raw: &str, policy: &RedirectPolicy) -> Result<(), Redir
     Ok(())
 }
 
+/// What SPEC section 4 refuses in the text of a URL before parsing it: forms that
+/// parsers disagree on, so that the `url` crate would read one host and another
+/// client (a browser, an HTTP library) another. Shared by `returnURL` and token targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeUrlText {
+    /// A raw backslash (`https://good\@evil`: WHATWG reads `\` as `/`, others do not).
+    #[error("a backslash")]
+    Backslash,
+    /// A raw control character, tab, newline or other whitespace (WHATWG drops some).
+    #[error("a control character or whitespace")]
+    ControlOrSpace,
+    /// A percent-encoded backslash, control character or whitespace (`%5C`, `%00`-`%1F`, `%20`, `%7F`, ...).
+    #[error("a percent-encoded backslash, control character or whitespace")]
+    EncodedControlOrSpace,
+    /// User info in the authority (`https://good@evil`), even an empty one.
+    #[error("user info")]
+    UserInfo,
+}
+
+/// Refuses the forms of [`UnsafeUrlText`] in `raw` (the already query-decoded value).
+pub fn check_url_text(raw: &str) -> Result<(), UnsafeUrlText> {
+    if raw.contains('\\') {
+        return Err(UnsafeUrlText::Backslash);
+    }
+    if raw.chars().any(is_control_or_space) {
+        return Err(UnsafeUrlText::ControlOrSpace);
+    }
+    // Decoding once and looking again covers %5C, %00-%1F, %20, %7F in any hex case,
+    // and encoded UTF-8 controls or spaces too; bytes that are not UTF-8 become U+FFFD.
+    let decoded: Cow<'_, str> = percent_decode_str(raw).decode_utf8_lossy();
+    if decoded.chars().any(|c| c == '\\' || is_control_or_space(c)) {
+        return Err(UnsafeUrlText::EncodedControlOrSpace);
+    }
+    if let Some(scheme) = scheme_of(raw) {
+        let after_scheme = raw.get(scheme.len() + 1..).unwrap_or_default();
+        if authority_has_user_info(after_scheme) {
+            return Err(UnsafeUrlText::UserInfo);
+        }
+    }
+    Ok(())
+}
+
+impl From<UnsafeUrlText> for RedirectRefused {
+    fn from(unsafe_text: UnsafeUrlText) -> Self {
+        match unsafe_text {
+            UnsafeUrlText::Backslash => Self::Backslash,
+            UnsafeUrlText::ControlOrSpace => Self::ControlOrSpace,
+            UnsafeUrlText::EncodedControlOrSpace => Self::EncodedControlOrSpace,
+            UnsafeUrlText::UserInfo => Self::UserInfo,
+        }
+    }
+}
+
 fn is_control_or_space(c: char) -> bool {
     c.is_control() || c.is_whitespace()
 }
 
 /// The scheme as the WHATWG scheme state sees it: an ASCII letter, then letters,
 /// digits, `+`, `-` or `.`, up to the first `:`. `None` means a relative input.
-fn scheme_of(raw: &str) -> Option<&str> {
+pub(crate) fn scheme_of(raw: &str) -> Option<&str> {
     let (candidate, _) = raw.split_once(':')?;
     let mut chars = candidate.chars();
     let first = chars.next()?;

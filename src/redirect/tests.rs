@@ -503,3 +503,57 @@ fn public_corpus_never_lands_elsewhere() {
         lines.len()
     );
 }
+
+/// Pieces `returnURL` attacks are made of (see the public corpus), glued at random.
+fn hostile_return_url() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        Just("https://"),
+        Just("http://"),
+        Just("https:"),
+        Just("//"),
+        Just("/"),
+        Just("\\"),
+        Just("@"),
+        Just(":"),
+        Just("."),
+        Just("#"),
+        Just("?"),
+        Just("%2F"),
+        Just("%5C"),
+        Just("%09"),
+        Just("%2e"),
+        Just("%40"),
+        Just("\u{3002}"),
+        Just("javascript:"),
+        Just("www.whitelisteddomain.tld"),
+        Just("a.example.com"),
+        Just("example.com"),
+        Just("localhost:3000"),
+        Just("127.0.0.1:8080"),
+        Just("evil.com"),
+        Just("443"),
+    ]
+    .prop_map(str::to_owned);
+    let any_piece = prop_oneof![4 => piece, 1 => any::<String>()];
+    proptest::collection::vec(any_piece, 1..8).prop_map(|pieces| pieces.concat())
+}
+
+#[test]
+fn accepted_return_urls_always_land_on_an_allowed_origin() {
+    use proptest::prelude::*;
+    let policy = default_policy();
+    let allowed = |url: &Url| {
+        url.origin() == policy.public_url.origin() || policy.allowed_origins.allows(&url.origin())
+    };
+    proptest!(proptest::test_runner::Config::with_cases(4_000), |(raw in hostile_return_url())| {
+        if let Ok(accepted) = ReturnUrl::parse(&raw, &policy) {
+            // What a browser does with our Location: parse it absolutely.
+            let location = Url::parse(accepted.as_str()).unwrap();
+            prop_assert!(allowed(&location), "{raw:?} -> {accepted}");
+            prop_assert_eq!(&location, accepted.as_url());
+            prop_assert!(location.username().is_empty() && location.password().is_none());
+            prop_assert!(matches!(location.scheme(), "http" | "https"));
+        }
+    });
+}

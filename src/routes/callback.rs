@@ -24,7 +24,7 @@ use crate::state::AppState;
         (status = 503, description = "SESSION_STORE_UNAVAILABLE", body = ErrorBody),
     ))]
 pub async fn get_callback(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    match callback(&state, &request).await {
+    let mut response = match callback(&state, &request).await {
         Ok(response) => response,
         Err(error) => {
             if matches!(error, ApiError::LoginFailed { .. }) {
@@ -36,7 +36,18 @@ pub async fn get_callback(state: web::Data<AppState>, request: HttpRequest) -> H
             }
             state.pages.error(&request, &error)
         }
+    };
+    // This login's cookie is spent either way (and abandoned ones past the cap go too).
+    let used = Params::parse(request.query_string())
+        .get("state")
+        .map(|handle| state.cookies.login_cookie_name(handle));
+    for removal in state
+        .cookies
+        .login_cookies_to_clear(&request, used.as_deref())
+    {
+        let _ = response.add_cookie(&removal);
     }
+    response
 }
 
 async fn callback(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -46,7 +57,11 @@ async fn callback(state: &AppState, request: &HttpRequest) -> Result<HttpRespons
         code: params.get("code"),
         iss: params.get("iss"),
         error: params.get("error"),
-        binding: state.cookies.login_binding(request),
+        login_cookie: params.get("state").and_then(|handle| {
+            state
+                .cookies
+                .login_cookie_value(request, &state.cookies.login_cookie_name(handle))
+        }),
         previous: state.cookies.ticket(request),
     };
     let login = complete_login(&state.login_deps(), callback).await?;

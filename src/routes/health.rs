@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use crate::error::json_response;
@@ -31,8 +31,11 @@ pub struct Checks {
 /// `GET /health/live`: 200 while the process runs.
 #[utoipa::path(get, path = "/health/live", tag = "operations",
     responses((status = 200, description = "The process runs", body = Health)))]
-pub async fn get_live(state: web::Data<AppState>) -> HttpResponse {
-    let health = health(&state).await;
+pub async fn get_live(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let mut health = health(&state).await;
+    if request.extensions().get::<MetricsListener>().is_none() {
+        without_detail(&mut health);
+    }
     json_response(StatusCode::OK, &health)
 }
 
@@ -42,8 +45,11 @@ pub async fn get_live(state: web::Data<AppState>) -> HttpResponse {
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "Not ready", body = Health),
     ))]
-pub async fn get_ready(state: web::Data<AppState>) -> HttpResponse {
-    let health = health(&state).await;
+pub async fn get_ready(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let mut health = health(&state).await;
+    if request.extensions().get::<MetricsListener>().is_none() {
+        without_detail(&mut health);
+    }
     let status = if health.ready {
         StatusCode::OK
     } else {
@@ -68,5 +74,23 @@ async fn health(state: &AppState) -> Health {
     Health {
         ready,
         checks: Checks { store, providers },
+    }
+}
+
+/// Marks a request that came in on the metrics listener (`server.metrics_bind`), where
+/// readiness may show the raw problems.
+#[derive(Clone, Copy)]
+pub struct MetricsListener;
+
+/// Replaces raw problems (which may name internal URLs) by what is down.
+fn without_detail(health: &mut Health) {
+    for status in health.checks.providers.values_mut() {
+        if status != "ok" {
+            *status = if status.is_empty() {
+                "discovery pending".to_owned()
+            } else {
+                "discovery failed".to_owned()
+            };
+        }
     }
 }

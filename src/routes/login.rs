@@ -4,13 +4,13 @@
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::crypto;
+use crate::clock::unix_now;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Params;
 use crate::oidc::flow::{self, LoginHints};
 use crate::pages::ProviderChoice;
 use crate::redirect::ReturnUrl;
-use crate::state::{AppState, PENDING_TTL};
+use crate::state::AppState;
 
 /// `GET /login?returnURL=…[&provider=…][&prompt=…][&login_hint=…]`
 #[utoipa::path(get, path = "/login", tag = "browser",
@@ -41,7 +41,7 @@ async fn login(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, 
         .ok_or(ApiError::MissingParameter("returnURL"))?;
     let return_url =
         ReturnUrl::parse(raw_return_url, &state.redirect_policy).map_err(|refusal| {
-            tracing::info!(%refusal, "returnURL refused");
+            tracing::warn!(check = %refusal, "returnURL refused");
             ApiError::RedirectNotAllowed
         })?;
     let hints = LoginHints {
@@ -54,24 +54,19 @@ async fn login(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, 
             .choose_provider(&choices(state, raw_return_url, &hints)));
     };
     let discovered = provider.discovered_for_login(&state.http).await?;
-    let binding = match state.cookies.login_binding(request) {
-        Some(binding) => binding,
-        None => crypto::random_token::<16>()?,
-    };
-    let start = flow::begin_login(
-        provider,
-        &discovered,
-        return_url,
-        crypto::derive_name("login-binding", binding.as_bytes()),
-        &hints,
-    )?;
-    state
+    let start = flow::begin_login(provider, &discovered, return_url, &hints)?;
+    // SPEC 7: nothing is stored; the pending login travels sealed in the browser.
+    let sealed = state
         .pending_logins
-        .put(&start.state, &start.pending, PENDING_TTL)
-        .await?;
+        .seal(&start.state, &start.pending, unix_now())?;
+    let cookie = state.cookies.login_cookie(
+        state.cookies.login_cookie_name(&start.state),
+        sealed,
+        state.pending_logins.lifetime(),
+    );
     Ok(HttpResponse::Found()
         .insert_header((LOCATION, start.authorize_url.as_str()))
-        .cookie(state.cookies.login_binding_cookie(binding))
+        .cookie(cookie)
         .finish())
 }
 

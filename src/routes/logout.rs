@@ -78,7 +78,7 @@ async fn logout(state: &AppState, request: &HttpRequest) -> Result<HttpResponse,
         .get("returnURL")
         .map(|raw| {
             ReturnUrl::parse(raw, &state.redirect_policy).map_err(|refusal| {
-                tracing::info!(%refusal, "returnURL refused");
+                tracing::warn!(check = %refusal, "returnURL refused");
                 ApiError::RedirectNotAllowed
             })
         })

@@ -11,6 +11,7 @@ use crate::clock::rfc3339;
 use crate::config::Transport;
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{Params, read_form};
+use crate::origin::allows_credentialed_request;
 use crate::state::AppState;
 use crate::targets::{identify_token_caller, issue_token_prefetched, parse_requested};
 
@@ -111,25 +112,33 @@ pub async fn post_token(
         let raw_target = params
             .get("target")
             .ok_or(ApiError::MissingParameter("target"))?;
-        parse_requested(raw_target).ok_or_else(|| {
-            ApiError::InvalidParameter("'target' must be an absolute http(s) URL".to_owned())
-        })
+        Ok(parse_requested(raw_target))
     });
     let (caller, prefetched) = identify_token_caller(
         &state.caller_deps(),
         &state.targets,
         &state.token_cache,
         &request,
-        requested.as_ref().ok(),
+        requested
+            .as_ref()
+            .ok()
+            .and_then(|parsed| parsed.as_ref().ok()),
     )
     .await?;
     let caller = caller.ok_or(ApiError::Unauthorized("Authentication required"))?;
     if matches!(caller, Caller::Session(_)) && !same_site_request(&state, &request) {
+        tracing::warn!(
+            check = "Origin or X-Requested-With",
+            "cross-site token request refused"
+        );
         return Err(ApiError::Forbidden(
             "Cross-site token requests need X-Requested-With or an allowed Origin",
         ));
     }
-    let requested = requested?;
+    let requested = requested?.map_err(|refused| {
+        tracing::warn!(check = %refused, "token target refused");
+        ApiError::from(refused)
+    })?;
     let target = state.targets.find(&requested, &caller)?;
     let outcome = issue_token_prefetched(&state.token_deps(), &caller, target, prefetched).await;
     state
@@ -160,25 +169,12 @@ pub async fn post_token(
 }
 
 /// A cookie-authenticated `POST /token` must come from our own pages or an allowed
-/// frontend: `X-Requested-With` (which a cross-site form cannot send without CORS) or an
-/// `Origin` that is ours or listed in `[cors] allowed_origins`.
+/// frontend (SPEC 2; the rule is [`allows_credentialed_request`]).
 fn same_site_request(state: &AppState, request: &HttpRequest) -> bool {
-    if request.headers().contains_key("x-requested-with") {
-        return true;
-    }
-    let Some(origin) = request
-        .headers()
-        .get(ORIGIN)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    origin
-        == state
-            .config
-            .server
-            .public_url
-            .origin()
-            .ascii_serialization()
-        || state.cors_origins.allows_header_value(origin)
+    allows_credentialed_request(
+        request.headers().get(ORIGIN).map(|value| value.as_bytes()),
+        request.headers().contains_key("x-requested-with"),
+        &state.config.server.public_url.origin(),
+        &state.cors_origins,
+    )
 }

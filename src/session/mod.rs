@@ -6,7 +6,7 @@ mod slots;
 mod ticket;
 
 pub use record::{Profile, ProviderTokens, SessionRecord};
-pub use slots::SealedSlots;
+pub use slots::{MAX_LOGIN_COOKIE_VALUE, PendingLoginRefused, PendingLogins, SealedSlots};
 pub use ticket::SessionTicket;
 
 use std::time::Duration;
@@ -65,13 +65,15 @@ impl SessionService {
         let sealed = self.seal(&ticket, &key, record)?;
         let ttl = self.remaining(record, record.last_touch_ms);
         self.store.set(&key, &sealed, ttl).await?;
-        let index_ttl = Duration::from_millis(self.max_lifetime_ms.max(1) as u64);
+        // Listed until the session's hard end: the idle timer may move it earlier, never
+        // later, so the index never forgets a live session.
+        let listed_until = record.created_at_ms.saturating_add(self.max_lifetime_ms);
         if let Some(sid) = &record.sid {
             let index = self.sid_index(&record.provider, sid);
-            self.store.index_add(&index, &key, index_ttl).await?;
+            self.store.index_add(&index, &key, listed_until).await?;
         }
         let index = self.subject_index(&record.provider, &record.subject);
-        self.store.index_add(&index, &key, index_ttl).await?;
+        self.store.index_add(&index, &key, listed_until).await?;
         Ok(ticket)
     }
 
@@ -176,13 +178,7 @@ impl SessionService {
     }
 
     async fn delete_indexed(&self, index: &str) -> Result<u64, ApiError> {
-        let members = self.store.index_members(index).await?;
-        let mut deleted = 0;
-        for member in &members {
-            deleted += self.store.delete(std::slice::from_ref(member)).await?;
-        }
-        self.store.delete(&[index.to_owned()]).await?;
-        Ok(deleted)
+        Ok(self.store.delete_indexed(index).await?)
     }
 
     fn expires_at_ms(&self, record: &SessionRecord) -> i64 {

@@ -2,7 +2,7 @@
 //! instants. For one instance (development, tests); it mirrors Redis semantics
 //! closely enough that the same test suite runs against both.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
-use super::{KeyValueStore, StoreError, ttl_millis};
+use super::{KeyValueStore, StoreError, ttl_millis, unix_now_ms};
 
 /// How often (at most) a write sweeps out expired entries, so memory does not grow
 /// with keys nobody reads again.
@@ -56,7 +56,8 @@ struct Entry {
 
 enum Data {
     Bytes(Vec<u8>),
-    Set(HashSet<String>),
+    /// A back-channel index: each member with its expiry (Unix ms).
+    Index(HashMap<String, i64>),
 }
 
 impl Entry {
@@ -109,7 +110,7 @@ impl KeyValueStore for MemoryStore {
         match self.inner.map.get(key) {
             Some(entry) if entry.is_live(now) => match &entry.data {
                 Data::Bytes(value) => Ok(Some(value.clone())),
-                Data::Set(_) => Err(wrong_type()),
+                Data::Index(_) => Err(wrong_type()),
             },
             _ => Ok(None),
         }
@@ -196,31 +197,37 @@ impl KeyValueStore for MemoryStore {
         Ok(u64::try_from(removed).unwrap_or(u64::MAX))
     }
 
-    async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+    async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
         self.maybe_sweep();
         let now = Instant::now();
-        let expires_at = deadline(now, ttl);
-        let fresh = || {
-            let members = HashSet::from([member.to_owned()]);
-            Entry {
-                data: Data::Set(members),
-                expires_at,
-            }
-        };
-        match self.inner.map.entry(index.to_owned()) {
-            MapEntry::Occupied(mut entry) if entry.get().is_live(now) => {
-                let entry = entry.get_mut();
-                let Data::Set(members) = &mut entry.data else {
-                    return Err(wrong_type());
-                };
-                members.insert(member.to_owned());
-                entry.expires_at = entry.expires_at.max(expires_at);
-            }
+        let now_ms = unix_now_ms();
+        let mut entry = match self.inner.map.entry(index.to_owned()) {
+            MapEntry::Occupied(entry) if entry.get().is_live(now) => entry,
             MapEntry::Occupied(mut entry) => {
-                entry.insert(fresh());
+                entry.insert(empty_index(now));
+                entry
             }
-            MapEntry::Vacant(entry) => {
-                entry.insert(fresh());
+            MapEntry::Vacant(entry) => entry.insert_entry(empty_index(now)),
+        };
+        let Data::Index(members) = &mut entry.get_mut().data else {
+            return Err(wrong_type());
+        };
+        members.insert(member.to_owned(), expires_at_ms);
+        members.retain(|_, expiry| *expiry > now_ms);
+        let latest = members.values().max().copied();
+        match latest {
+            // The index expires with its latest member, never later.
+            Some(latest) => {
+                let left = u64::try_from(latest.saturating_sub(now_ms)).unwrap_or(0);
+                entry.get_mut().expires_at = deadline(now, Duration::from_millis(left));
+            }
+            None => {
+                entry.remove();
             }
         }
         Ok(())
@@ -228,9 +235,14 @@ impl KeyValueStore for MemoryStore {
 
     async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError> {
         let now = Instant::now();
+        let now_ms = unix_now_ms();
         match self.inner.map.get(index) {
             Some(entry) if entry.is_live(now) => match &entry.data {
-                Data::Set(members) => Ok(members.iter().cloned().collect()),
+                Data::Index(members) => Ok(members
+                    .iter()
+                    .filter(|(_, expiry)| **expiry > now_ms)
+                    .map(|(member, _)| member.clone())
+                    .collect()),
                 Data::Bytes(_) => Err(wrong_type()),
             },
             _ => Ok(Vec::new()),
@@ -246,7 +258,7 @@ impl KeyValueStore for MemoryStore {
         if !entry.get().is_live(now) {
             return Ok(());
         }
-        let Data::Set(members) = &mut entry.get_mut().data else {
+        let Data::Index(members) = &mut entry.get_mut().data else {
             return Err(wrong_type());
         };
         members.remove(member);
@@ -254,6 +266,15 @@ impl KeyValueStore for MemoryStore {
             entry.remove();
         }
         Ok(())
+    }
+
+    async fn delete_indexed(&self, index: &str) -> Result<u64, StoreError> {
+        let members = self.index_members(index).await?;
+        let mut keys = members;
+        keys.push(index.to_owned());
+        let deleted = self.delete(&keys).await?;
+        // The index counts when it was live, which is exactly when it had members.
+        Ok(deleted.saturating_sub(u64::from(keys.len() > 1)))
     }
 
     async fn renew_if_value(
@@ -286,6 +307,14 @@ impl KeyValueStore for MemoryStore {
     }
 }
 
+/// An index without members, for `index_add` to fill (it never stays empty).
+fn empty_index(now: Instant) -> Entry {
+    Entry {
+        data: Data::Index(HashMap::new()),
+        expires_at: now,
+    }
+}
+
 /// `now + ttl` as the stores round it (see [`ttl_millis`]).
 fn deadline(now: Instant, ttl: Duration) -> Instant {
     let ttl = Duration::from_millis(ttl_millis(ttl));
@@ -297,7 +326,7 @@ fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Same condition as Redis' `WRONGTYPE`: a value command on a set or the reverse.
+/// Same condition as Redis' `WRONGTYPE`: a value command on an index or the reverse.
 fn wrong_type() -> StoreError {
     StoreError::Unavailable("wrong kind of value for this operation".to_owned())
 }
@@ -318,7 +347,7 @@ mod tests {
                 .await
                 .unwrap();
             store
-                .index_add(&format!("i{n}"), "m", Duration::from_millis(1))
+                .index_add(&format!("i{n}"), "m", unix_now_ms() + 1)
                 .await
                 .unwrap();
         }

@@ -74,28 +74,36 @@ pub trait KeyValueStore: Send + Sync + 'static {
     /// Redis cluster, keys in different slots are deleted slot by slot (not atomically).
     fn delete(&self, keys: &[String]) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Adds `member` to the set `index` and makes the set live at least `ttl` from
-    /// now: an existing longer expiry is kept, never shortened (`SADD` +
-    /// `PEXPIRE NX` + `PEXPIRE GT` in one pipeline; Redis >= 7.0).
+    /// Adds `member` to the back-channel index `index`, to stay listed until
+    /// `expires_at_ms` (Unix milliseconds, the latest the member can live). Every
+    /// add also drops the members whose time has passed and sets the index to expire
+    /// with its latest member, never later: the index stays bounded by the members
+    /// that can still be alive (Redis: a sorted set scored by expiry, trimmed with
+    /// `ZREMRANGEBYSCORE` and `PEXPIREAT`, in one atomic script).
     fn index_add(
         &self,
         index: &str,
         member: &str,
-        ttl: Duration,
+        expires_at_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The members of the set `index`, empty if absent or expired (`SMEMBERS`).
+    /// The members of `index` whose time has not passed, empty if absent.
     fn index_members(
         &self,
         index: &str,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
-    /// Removes `member` from the set `index` (`SREM`); an emptied set disappears.
+    /// Removes `member` from `index`; an emptied index disappears.
     fn index_remove(
         &self,
         index: &str,
         member: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes every member of `index` (each a key of its own) and the index itself;
+    /// the number of member keys that existed. Two round trips however many members
+    /// (Redis: the members, then one `DEL` of them all, split by slot in a cluster).
+    fn delete_indexed(&self, index: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Lock renewal: sets the expiry of `key` to `ttl` only if it holds `value`;
     /// `true` if it did (atomic, a Lua script on Redis).
@@ -114,7 +122,10 @@ pub trait KeyValueStore: Send + Sync + 'static {
         value: &[u8],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// `Ok` if the store answers (for `/health/ready`).
+    /// `Ok` if the store can serve requests now (for `/health/ready`): on Redis a
+    /// key read travels the path session keys take, a cluster must report
+    /// `cluster_state:ok` on every master, and in Sentinel mode a master must be known
+    /// and answer as master.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -184,8 +195,13 @@ impl KeyValueStore for AnyStore {
         dispatch!(self, store => store.delete(keys))
     }
 
-    async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
-        dispatch!(self, store => store.index_add(index, member, ttl))
+    async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.index_add(index, member, expires_at_ms))
     }
 
     async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError> {
@@ -194,6 +210,10 @@ impl KeyValueStore for AnyStore {
 
     async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
         dispatch!(self, store => store.index_remove(index, member))
+    }
+
+    async fn delete_indexed(&self, index: &str) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.delete_indexed(index))
     }
 
     async fn renew_if_value(
@@ -224,4 +244,14 @@ fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis())
         .unwrap_or(u64::MAX)
         .clamp(1, MAX_TTL_MS)
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock (the clock session
+/// expiry times are computed with).
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
 }

@@ -9,7 +9,9 @@ use super::issue::TokenDeps;
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::oidc::jwt::jwt_payload;
-use crate::oidc::token_endpoint::{TokenAnswer, TokenClient, TokenError, request_token};
+use crate::oidc::token_endpoint::{
+    TokenAnswer, TokenClient, TokenError, capped_expiry, expiry_after, request_token,
+};
 
 /// Lifetime assumed when a token endpoint names none and the token is not a JWT.
 const DEFAULT_LIFETIME_SECONDS: i64 = 300;
@@ -42,11 +44,17 @@ pub(super) async fn upstream(
 
 fn cached(answer: TokenAnswer) -> CachedToken {
     let now = unix_now();
-    let expires_at = match answer.expires_in {
-        Some(seconds) if seconds > 0.0 => now.saturating_add(seconds as i64),
-        _ => jwt_payload(&answer.access_token)
+    // Upstream numbers: saturating and capped, so a hostile answer cannot wrap a time.
+    let expires_at = match answer
+        .expires_in
+        .and_then(|seconds| expiry_after(now, seconds))
+    {
+        Some(expires_at) => expires_at,
+        None => jwt_payload(&answer.access_token)
             .and_then(|claims| claims.get("exp").and_then(Value::as_i64))
-            .unwrap_or(now + DEFAULT_LIFETIME_SECONDS),
+            .map_or(now + DEFAULT_LIFETIME_SECONDS, |exp| {
+                capped_expiry(now, exp)
+            }),
     };
     CachedToken {
         value: answer.access_token,

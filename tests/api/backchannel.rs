@@ -440,3 +440,64 @@ async fn an_oversized_body_is_413() {
         .unwrap();
     assert_error(response, 413, "PAYLOAD_TOO_LARGE").await;
 }
+
+/// Serves `body` instead of the provider's own answer at `path`.
+async fn override_endpoint(op: &FakeOp, path: &str, body: serde_json::Value) {
+    wiremock::Mock::given(wiremock::matchers::path(path))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(body))
+        .with_priority(1)
+        .mount(op.server())
+        .await;
+}
+
+#[tokio::test]
+async fn refuses_an_algorithm_the_provider_does_not_list_for_id_tokens() {
+    // The provider publishes a P-256 key of its own, but its discovery lists only RS256.
+    let op = FakeOp::start().await;
+    let discovery_url = format!("{}/.well-known/openid-configuration", op.issuer());
+    let mut discovery: serde_json::Value = reqwest::get(&discovery_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    discovery["id_token_signing_alg_values_supported"] = serde_json::json!(["RS256"]);
+    override_endpoint(&op, "/.well-known/openid-configuration", discovery).await;
+    let ec_pem = std::fs::read(crate::fake_op::fixture_path("op-ec.pem")).unwrap();
+    let ec_key = jsonwebtoken::EncodingKey::from_ec_pem(&ec_pem).unwrap();
+    let mut ec_jwk =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&ec_key, jsonwebtoken::Algorithm::ES256).unwrap();
+    ec_jwk.common.key_id = Some("op-ec".to_owned());
+    let mut jwks: serde_json::Value = reqwest::get(format!("{}/jwks", op.issuer()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::to_value(&ec_jwk).unwrap());
+    override_endpoint(&op, "/jwks", jwks).await;
+    let app = crate::helpers::spawn_app_for(&op, crate::helpers::AppOptions::default()).await;
+    let client = browser();
+    assert_eq!(
+        app.login_with(&client, &TestUser::alice()).await.status(),
+        302
+    );
+    let sid = op.sid_of_last_login().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("op-ec".to_owned());
+    header.typ = Some("logout+jwt".to_owned());
+    let claims = serde_json::json!({"iss": op.issuer(), "aud": "identity", "iat": now, "exp": now + 120,
+        "jti": format!("jti-{now}"), "sid": sid,
+        "events": {crate::fake_op::BACKCHANNEL_LOGOUT_EVENT: {}}});
+    let es256 = jsonwebtoken::encode(&header, &claims, &ec_key).unwrap();
+    assert_refused(&app, &es256).await;
+    assert_eq!(app.userinfo_with(&client).await["authenticated"], true);
+    // The same provider's RS256 logout token is fine.
+    let rs256 = op.logout_token(LogoutTokenSpec::for_sid(&sid));
+    assert_eq!(post_logout_token(&app, &rs256).await.status(), 200);
+    assert_eq!(app.userinfo_with(&client).await["authenticated"], false);
+}

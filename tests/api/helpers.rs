@@ -2,7 +2,6 @@
 //! prefix and its own fake provider, so tests run in parallel.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::Duration;
 
@@ -12,10 +11,7 @@ use reqwest::header::LOCATION;
 
 use crate::fake_op::{FakeOp, TestUser};
 
-/// Where the tests find Redis.
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+pub use crate::private_redis::redis_url;
 
 /// A unique key prefix.
 pub fn unique_prefix() -> String {
@@ -340,71 +336,4 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
         .filter_map(|value| value.to_str().ok())
         .find(|value| value.starts_with("ctIDENTITY="))
         .map(str::to_owned)
-}
-
-/// A private redis-server on a free port, killed on drop.
-pub struct RedisProcess {
-    /// Its port.
-    pub port: u16,
-    child: Option<Child>,
-}
-
-impl RedisProcess {
-    /// Starts a server on a free port.
-    pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut process = Self { port, child: None };
-        process.restart();
-        process
-    }
-
-    /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// (Re)starts the server on the same port and waits until it answers.
-    pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start");
-    }
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

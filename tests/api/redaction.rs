@@ -56,7 +56,6 @@ fn debug_of_token_holding_types_shows_no_secret() {
         "pkce_verifier": "verifier-SECRET",
         "nonce": "nonce-SECRET",
         "return_url": "https://app.example.com/",
-        "browser_binding": "binding-SECRET",
     }))
     .unwrap();
     assert_redacted(&format!("{pending:?}"));

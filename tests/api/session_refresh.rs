@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::fake_op::{FakeOp, TestUser};
+use crate::fake_op::{FakeOp, SigningKeyChoice, TestUser};
 use crate::helpers::{AppOptions, TestApp, assert_error, spawn_app_for, spawn_two_instances};
 use crate::targets::post_token;
 
@@ -109,4 +109,132 @@ async fn a_refused_refresh_ends_the_session() {
     assert_error(token(&app).await, 401, "UNAUTHORIZED").await;
     assert_eq!(app.userinfo().await["authenticated"], false);
     assert_eq!(op.token_calls("refresh_token"), 1);
+}
+
+/// Makes the provider's refresh grant answer `body` (a forged or hostile refresh response).
+async fn refresh_answers(op: &FakeOp, body: serde_json::Value) {
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/token"))
+        .and(wiremock::matchers::body_string_contains(
+            "grant_type=refresh_token",
+        ))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(body))
+        .with_priority(1)
+        .mount(op.server())
+        .await;
+}
+
+/// An ID token as a refresh would return it, with `changes` applied to alice's claims.
+fn refreshed_id_token(op: &FakeOp, changes: serde_json::Value, key: SigningKeyChoice) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = serde_json::json!({"iss": op.issuer(), "sub": TestUser::alice().sub,
+        "aud": "identity", "iat": now, "exp": now + 300});
+    for (name, value) in changes.as_object().unwrap() {
+        claims[name] = value.clone();
+    }
+    op.sign(claims, key, serde_json::Value::Null)
+}
+
+/// Alice logged in with a 1 s access token that has expired.
+async fn alice_with_expired_access_token(op: &FakeOp) -> TestApp {
+    let app = app_with_short_tokens(op).await;
+    app.login(&TestUser::alice()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app
+}
+
+async fn assert_refresh_refused(changes: serde_json::Value, key: SigningKeyChoice) {
+    let op = FakeOp::start().await;
+    let app = alice_with_expired_access_token(&op).await;
+    let forged = refreshed_id_token(&op, changes, key);
+    let fresh_access_token = op.access_token_for(&TestUser::alice(), "identity", 300);
+    refresh_answers(
+        &op,
+        serde_json::json!({"access_token": fresh_access_token, "token_type": "Bearer",
+            "expires_in": 300, "id_token": forged}),
+    )
+    .await;
+    assert_error(token(&app).await, 502, "TOKEN_UNAVAILABLE").await;
+    // Nothing of the answer was kept: the ID token for logout is still the login's.
+    let logout = app
+        .client
+        .get(app.url(&format!(
+            "/logout?returnURL={}",
+            crate::helpers::urlencode(crate::helpers::APP_URL)
+        )))
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(&crate::helpers::location(&logout)).unwrap();
+    let hint = location
+        .query_pairs()
+        .find(|(name, _)| name == "id_token_hint")
+        .map(|(_, value)| value.into_owned())
+        .unwrap();
+    assert_ne!(hint, forged);
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_from_another_issuer_hands_out_nothing() {
+    assert_refresh_refused(
+        serde_json::json!({"iss": "https://evil.example.com"}),
+        SigningKeyChoice::Current,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_for_another_subject_hands_out_nothing() {
+    assert_refresh_refused(
+        serde_json::json!({"sub": "someone-else"}),
+        SigningKeyChoice::Current,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_for_another_audience_hands_out_nothing() {
+    assert_refresh_refused(
+        serde_json::json!({"aud": ["identity", "another-client"], "azp": "identity"}),
+        SigningKeyChoice::Current,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_or_badly_signed_refreshed_id_token_hands_out_nothing() {
+    let past = chrono::Utc::now().timestamp() - 10;
+    assert_refresh_refused(serde_json::json!({"exp": past}), SigningKeyChoice::Current).await;
+    assert_refresh_refused(serde_json::json!({}), SigningKeyChoice::Attacker).await;
+}
+
+#[tokio::test]
+async fn hostile_expires_in_values_neither_wrap_nor_panic() {
+    for expires_in in [
+        serde_json::json!(i64::MAX),
+        serde_json::json!(-5),
+        serde_json::json!(1e300),
+    ] {
+        let op = FakeOp::start().await;
+        let app = alice_with_expired_access_token(&op).await;
+        let fresh_access_token = op.access_token_for(&TestUser::alice(), "identity", 300);
+        refresh_answers(
+            &op,
+            serde_json::json!({"access_token": fresh_access_token, "token_type": "Bearer",
+                "expires_in": expires_in}),
+        )
+        .await;
+        let response = token(&app).await;
+        assert_eq!(response.status(), 200, "expires_in {expires_in}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let expires =
+            chrono::DateTime::parse_from_rfc3339(body["token"]["expires"].as_str().unwrap())
+                .unwrap()
+                .timestamp();
+        let now = chrono::Utc::now().timestamp();
+        assert!(
+            expires > now && expires < now + 400 * 24 * 3600,
+            "expires_in {expires_in}: {body}"
+        );
+    }
 }

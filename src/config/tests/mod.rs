@@ -3,6 +3,7 @@
 
 mod env;
 mod loading;
+mod operate;
 mod rules;
 mod secrets;
 

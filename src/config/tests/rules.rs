@@ -80,12 +80,16 @@ key_file = "/nonexistent/key.pem"
     ] {
         assert_problem(&problems, key, fragment);
     }
-    let problems = bad("[session]\nidle_timeout = \"13h\"\n", &[]);
-    assert_problem(
-        &problems,
-        "session.idle_timeout",
-        "not be longer than max_lifetime",
-    );
+}
+
+#[test]
+fn idle_timeout_and_max_lifetime_are_independent() {
+    // Whichever comes first ends the session (SPEC 3): either may be the shorter.
+    let c = ok("[session]\nmax_lifetime = \"3s\"\n", &[]);
+    assert_eq!(c.session.max_lifetime, Duration::from_secs(3));
+    assert_eq!(c.session.idle_timeout, Duration::from_secs(30 * 60));
+    let c = ok("[session]\nidle_timeout = \"13h\"\n", &[]);
+    assert_eq!(c.session.idle_timeout, Duration::from_secs(13 * 3600));
 }
 
 #[test]

@@ -1,0 +1,93 @@
+//! Floors for `bench/run`: what actix-web alone costs on this machine, measured in the
+//! same run as the service so that every case can be read as a ratio.
+//!
+//! `bench-floor d BIND WORKERS` answers `GET /` with a small JSON object.
+//! `bench-floor e BIND WORKERS REDIS_URL KEY BYTES` stores BYTES bytes at KEY, then answers
+//! `GET /` with one Redis GET of KEY per request (one multiplexed `ConnectionManager` per
+//! worker, as the service has) and a small JSON object carrying the value's length.
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+
+/// The Redis side of floor e.
+#[derive(Clone)]
+struct Stored {
+    key: String,
+}
+
+async fn bare() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"authenticated": false, "floor": "d"}))
+}
+
+async fn one_get(manager: web::Data<ConnectionManager>, stored: web::Data<Stored>) -> HttpResponse {
+    let mut connection = manager.get_ref().clone();
+    match connection.get::<_, Option<Vec<u8>>>(&stored.key).await {
+        Ok(Some(value)) => HttpResponse::Ok()
+            .json(serde_json::json!({"authenticated": true, "bytes": value.len()})),
+        Ok(None) => HttpResponse::NotFound().finish(),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
+fn usage() -> std::io::Error {
+    std::io::Error::other(
+        "usage: bench-floor d BIND WORKERS | bench-floor e BIND WORKERS REDIS_URL KEY BYTES",
+    )
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mode, bind, workers) = match args.as_slice() {
+        [mode, bind, workers, ..] => (
+            mode.as_str(),
+            bind.clone(),
+            workers.parse::<usize>().map_err(|_| usage())?,
+        ),
+        _ => return Err(usage()),
+    };
+    match mode {
+        "d" => {
+            HttpServer::new(|| App::new().route("/", web::get().to(bare)))
+                .workers(workers)
+                .bind(bind)?
+                .run()
+                .await
+        }
+        "e" => {
+            let [_, _, _, url, key, bytes] = args.as_slice() else {
+                return Err(usage());
+            };
+            let bytes: usize = bytes.parse().map_err(|_| usage())?;
+            let client = redis::Client::open(url.as_str()).map_err(std::io::Error::other)?;
+            let mut setup = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(std::io::Error::other)?;
+            let value = vec![b'x'; bytes];
+            let () = setup
+                .set_ex(key, value, 3600)
+                .await
+                .map_err(std::io::Error::other)?;
+            let stored = Stored { key: key.clone() };
+            HttpServer::new(move || {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(1)))
+                    .set_response_timeout(Some(Duration::from_secs(1)));
+                let app = App::new().app_data(web::Data::new(stored.clone()));
+                let app = match ConnectionManager::new_lazy_with_config(client.clone(), config) {
+                    Ok(manager) => app.app_data(web::Data::new(manager)),
+                    Err(_) => app,
+                };
+                app.route("/", web::get().to(one_get))
+            })
+            .workers(workers)
+            .bind(bind)?
+            .run()
+            .await
+        }
+        _ => Err(usage()),
+    }
+}

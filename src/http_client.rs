@@ -1,0 +1,53 @@
+//! The one HTTP client for upstream calls (providers, token endpoints, targets): timeouts,
+//! no redirects, and TLS on rustls with the aws-lc-rs crypto provider (the only one built
+//! in) trusting the bundled web PKI roots, the system's roots and `[tls] ca_file`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::RootCertStore;
+
+use crate::config::{TlsConfig, read_ca_file};
+
+/// Connecting to an upstream may take this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A whole upstream call may take this long.
+const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the upstream client for `[tls]`.
+pub fn build(tls: &TlsConfig) -> Result<reqwest::Client, String> {
+    let roots = root_store(tls.ca_file.as_deref())?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| format!("cannot set up TLS: {error}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(TOTAL_TIMEOUT)
+        .user_agent(concat!("identity-service/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| format!("cannot build the HTTP client: {error}"))
+}
+
+/// The bundled web PKI roots, the system's roots (when it has any) and `ca_file`.
+fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let system = rustls_native_certs::load_native_certs();
+    if let Some(error) = system.errors.first() {
+        tracing::warn!(%error, "some system root certificates could not be read");
+    }
+    roots.add_parsable_certificates(system.certs);
+    if let Some(path) = ca_file {
+        for certificate in read_ca_file(path)? {
+            roots
+                .add(certificate)
+                .map_err(|error| format!("tls.ca_file {}: {error}", path.display()))?;
+        }
+    }
+    Ok(roots)
+}
