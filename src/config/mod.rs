@@ -29,9 +29,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
-
-use crate::origin::OriginPattern;
+use serde::Serialize;
 
 pub use duration::format as format_duration;
 pub use layering::ENV_PREFIX;
@@ -39,8 +37,8 @@ pub use operate::{LimitsConfig, LogConfig, LogFormat, TlsConfig, read_ca_file};
 pub use proxy::{ProxyConfig, SERVICE_ROUTES, format_byte_size};
 pub use secret::Secret;
 pub use sections::{
-    CorsConfig, DEFAULT_PUBLIC_URL, RedirectsConfig, SameSite, ServerConfig, SessionConfig, StoreKind,
-    mask_url_password,
+    CorsConfig, DEFAULT_PUBLIC_URL, RedirectsConfig, SameSite, ServerConfig, SessionConfig,
+    StoreKind, mask_url_password,
 };
 
 /// The file read when no `--config` is given, relative to the working directory.

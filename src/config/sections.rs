@@ -2,10 +2,12 @@
 //! `[redirects]` and `[cors]`, with their built-in defaults and masked output.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use super::{duration, secret};
 use crate::origin::OriginPattern;
 
 /// `[server]`.
