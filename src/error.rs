@@ -51,6 +51,9 @@ pub enum ApiError {
     /// An upstream token endpoint failed.
     #[error("{0}")]
     TokenUnavailable(String),
+    /// A proxied target did not answer in time or could not be reached (SPEC 9).
+    #[error("The proxied target is unavailable")]
+    UpstreamUnavailable,
     /// Redis (or the configured store) did not answer.
     #[error("The session store is unavailable")]
     SessionStoreUnavailable,
@@ -173,6 +176,7 @@ impl ApiError {
             Self::LoginFailed { upstream: true, .. } => ("LOGIN_FAILED", StatusCode::BAD_GATEWAY),
             Self::ProviderUnavailable(_) => ("PROVIDER_UNAVAILABLE", StatusCode::BAD_GATEWAY),
             Self::TokenUnavailable(_) => ("TOKEN_UNAVAILABLE", StatusCode::BAD_GATEWAY),
+            Self::UpstreamUnavailable => ("UPSTREAM_UNAVAILABLE", StatusCode::BAD_GATEWAY),
             Self::SessionStoreUnavailable => {
                 ("SESSION_STORE_UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE)
             }
@@ -366,6 +370,11 @@ mod tests {
                 r#"{"error":"TOKEN_UNAVAILABLE","errorMessage":"The provider has no token endpoint"}"#,
             ),
             (
+                ApiError::UpstreamUnavailable,
+                502,
+                r#"{"error":"UPSTREAM_UNAVAILABLE","errorMessage":"The proxied target is unavailable"}"#,
+            ),
+            (
                 ApiError::SessionStoreUnavailable,
                 503,
                 r#"{"error":"SESSION_STORE_UNAVAILABLE","errorMessage":"The session store is unavailable"}"#,
@@ -417,6 +426,7 @@ mod tests {
             | ApiError::LoginFailed { .. }
             | ApiError::ProviderUnavailable(_)
             | ApiError::TokenUnavailable(_)
+            | ApiError::UpstreamUnavailable
             | ApiError::SessionStoreUnavailable
             | ApiError::PayloadTooLarge
             | ApiError::TooManyRequests(_)

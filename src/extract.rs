@@ -16,8 +16,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Middleware (for `actix_web::middleware::from_fn`): a request whose `Content-Length`
 /// says more than [`MAX_BODY_BYTES`] is answered 413 `PAYLOAD_TOO_LARGE` before any
-/// handler, so before authentication (SPEC 7). It wraps the scopes whose bodies the
-/// extractors read; the API proxy's scope, with its own `proxy.max_body`, is left out.
+/// handler, so before authentication (SPEC 7). It wraps each resource whose body the
+/// extractors read (every resource of `routes::configure`); the API proxy keeps its own cap.
 /// Bodies without a `Content-Length` are still capped by the extractors.
 pub async fn refuse_declared_large_bodies<B: MessageBody>(
     request: ServiceRequest,

@@ -17,13 +17,7 @@ const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the upstream client for `[tls]`.
 pub fn build(tls: &TlsConfig) -> Result<reqwest::Client, String> {
-    let roots = root_store(tls.ca_file.as_deref())?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls_config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| format!("cannot set up TLS: {error}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls_config = rustls_config(tls)?;
     reqwest::Client::builder()
         .use_preconfigured_tls(tls_config)
         .redirect(reqwest::redirect::Policy::none())
@@ -32,6 +26,17 @@ pub fn build(tls: &TlsConfig) -> Result<reqwest::Client, String> {
         .user_agent(concat!("identity-service/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|error| format!("cannot build the HTTP client: {error}"))
+}
+
+/// The TLS settings of every upstream client (also the API proxy's, one per target).
+pub fn rustls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
+    let roots = root_store(tls.ca_file.as_deref())?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| format!("cannot set up TLS: {error}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The bundled web PKI roots, the system's roots (when it has any) and `ca_file`.

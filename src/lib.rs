@@ -17,6 +17,7 @@ pub mod observed_store;
 pub mod oidc;
 pub mod origin;
 pub mod pages;
+pub mod proxy;
 pub mod redirect;
 pub mod routes;
 pub mod session;

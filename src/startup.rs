@@ -60,6 +60,9 @@ impl Application {
         let base_path = config.server.base_path.clone();
         let config_store_kind = config.session.store;
         let workers = config.server.workers;
+        let proxy = web::Data::new(
+            crate::proxy::Proxy::new(&config, &registry).map_err(StartupError::Part)?,
+        );
         let state = AppState::new(config, store, metrics)?;
         state.providers.start_discovery(&state.http);
         let metrics_listener = bind_metrics_listener(state.config.server.metrics_bind.as_deref())?;
@@ -84,6 +87,7 @@ impl Application {
         let openapi = web::Data::new(routes::openapi::OpenApiJson(routes::openapi::document(
             &state.public_base,
             &state.config.session.cookie_name,
+            &state.config.targets,
         )));
         let state = web::Data::new(state);
         let mut server = HttpServer::new(move || {
@@ -107,11 +111,10 @@ impl Application {
                 .app_data(extract::form_config())
                 .app_data(extract::json_config())
                 .app_data(extract::query_config())
+                .app_data(proxy.clone())
                 .service(
                     web::scope(&base_path)
-                        .wrap(actix_web::middleware::from_fn(
-                            extract::refuse_declared_large_bodies,
-                        ))
+                        .configure(|scope| routes::proxy::configure(scope, &proxy))
                         .configure(routes::configure),
                 )
                 .default_service(web::to(routes::not_found))
@@ -199,7 +202,14 @@ fn cors(origins: OriginPolicy) -> Cors {
                 .to_str()
                 .is_ok_and(|origin| origins.allows_header_value(origin))
         })
-        .allowed_methods([Method::GET, Method::POST])
+        // PUT, PATCH, DELETE: frontends call proxied APIs (SPEC 9) with any method.
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allowed_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,

@@ -929,6 +929,7 @@ function demoHandler(req, res) {
     res.end(body);
     logLine({ msg: `demo ${req.method} ${url.pathname} ${status}`, ms: (Number(process.hrtime.bigint() - started) / 1e6).toFixed(1) });
   };
+  if (url.pathname.startsWith('/echo/')) return echo(req, res, url, send);
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
   if (url.pathname === '/' || url.pathname === '/index.html') {
     fs.readFile(path.join(HERE, '..', 'demo', 'index.html'), (err, data) => {
@@ -942,6 +943,38 @@ function demoHandler(req, res) {
     return send(200, 'text/javascript; charset=utf-8', `window.DEMO_CONFIG = ${JSON.stringify(cfg)};\n`);
   }
   return send(404, 'text/plain', 'not found\n');
+}
+
+// A tiny echo API for the demo's "Call the API" button: identity-service's API proxy
+// (config: a target with url = "<demo>/echo/" and a proxy_path) forwards the browser's call
+// here with the user's token attached. It answers what it received, showing of the token
+// only some claims (decoded, not verified: a demo), never the token itself.
+function echo(req, res, url, send) {
+  let length = 0;
+  req.on('data', (chunk) => { length += chunk.length; });
+  req.on('end', () => {
+    const auth = req.headers.authorization || '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : url.searchParams.get('access_token') || url.searchParams.get('token');
+    let claims = null;
+    try {
+      const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+      claims = { sub: payload.sub, aud: payload.aud, iss: payload.iss, scope: payload.scope };
+    } catch { claims = null; }
+    const query = [...url.searchParams.keys()].filter((k) => k !== 'token' && k !== 'access_token');
+    send(200, 'application/json', `${JSON.stringify({
+      echo: true,
+      method: req.method,
+      path: url.pathname,
+      query: Object.fromEntries(query.map((k) => [k, url.searchParams.get(k)])),
+      bodyBytes: length,
+      tokenReceived: Boolean(token),
+      tokenClaims: claims,
+      cookieReceived: Boolean(req.headers.cookie),
+      forwardedFor: req.headers['x-forwarded-for'] || null,
+      forwardedHost: req.headers['x-forwarded-host'] || null,
+    }, null, 2)}\n`);
+  });
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ mod duration;
 mod layering;
 mod operate;
 mod providers;
+mod proxy;
 mod secret;
 mod take;
 mod targets;
@@ -34,6 +35,7 @@ use crate::origin::OriginPattern;
 pub use duration::format as format_duration;
 pub use layering::ENV_PREFIX;
 pub use operate::{LimitsConfig, LogConfig, LogFormat, TlsConfig, read_ca_file};
+pub use proxy::{ProxyConfig, SERVICE_ROUTES, format_byte_size};
 pub use secret::Secret;
 
 /// The file read when no `--config` is given, relative to the working directory.
@@ -163,6 +165,8 @@ pub struct Config {
     /// `[[targets]]`, in file order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetConfig>,
+    /// `[proxy]` (SPEC 9).
+    pub proxy: ProxyConfig,
     /// `[log]`.
     pub log: LogConfig,
     /// `[limits]`.
@@ -505,6 +509,9 @@ pub struct TargetConfig {
     pub providers: Vec<String>,
     /// Caller needs one of these roles (empty: any).
     pub roles: Vec<String>,
+    /// Where the API proxy serves this target (SPEC 9), relative to `base_path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_path: Option<String>,
 }
 
 /// The token strategy of a target (config key `strategy`).

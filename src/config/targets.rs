@@ -91,6 +91,13 @@ pub(super) fn target(
         }
     }
     let roles = s.strings(p, "roles").unwrap_or_default();
+    let proxy_path = s.opt_string(p, "proxy_path").and_then(|path| {
+        checked(
+            p,
+            s.path_of("proxy_path"),
+            super::proxy::check_proxy_path(&path).map(|()| path),
+        )
+    });
 
     let strategy = match kind {
         Some(kind) => strategy(kind, &mut s, p),
@@ -113,6 +120,7 @@ pub(super) fn target(
         transport: transport.unwrap_or_else(|| vec![Transport::Bearer]),
         providers,
         roles,
+        proxy_path,
     })
 }
 

@@ -75,6 +75,13 @@ pub(crate) fn config(table: Table, p: &mut Problems) -> Option<Config> {
             None => targets_ok = false,
         }
     }
+    let proxy_paths: Vec<(String, String)> = targets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((t.proxy_path.clone()?, format!("targets[{i}].proxy_path"))))
+        .collect();
+    super::proxy::check_proxy_paths(&proxy_paths, p);
+    let proxy = super::proxy::proxy(root.section(p, "proxy"), p);
     root.finish(p);
 
     (providers_ok && targets_ok).then_some(Config {
@@ -86,6 +93,7 @@ pub(crate) fn config(table: Table, p: &mut Problems) -> Option<Config> {
         backchannel,
         signing,
         targets,
+        proxy,
         log,
         limits,
         tls,

@@ -8,9 +8,12 @@ pub mod login;
 pub mod logout;
 pub mod metadata;
 pub mod openapi;
+pub mod proxy;
 pub mod token;
 pub mod userinfo;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
@@ -37,8 +40,24 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 /// A resource whose other methods answer 405 in our error shape.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// Bodies declared over 64 KiB are refused here, before authentication; the API proxy's
+/// scopes are not resources of this table and keep their own `proxy.max_body`.
+fn resource(
+    path: &str,
+) -> actix_web::Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path)
+        .wrap(actix_web::middleware::from_fn(
+            crate::extract::refuse_declared_large_bodies,
+        ))
+        .default_service(web::to(method_not_allowed))
 }
 
 /// Unknown paths.

@@ -35,6 +35,7 @@ use crate::routes;
         (name = "frontend", description = "Called by frontends (cookie or bearer)"),
         (name = "provider", description = "Called by identity providers"),
         (name = "operations", description = "Health, metrics, this document"),
+        (name = "proxy", description = "The API proxy: configured targets with a proxy_path (SPEC 9)"),
     )
 )]
 pub struct ApiDoc;
@@ -56,8 +57,13 @@ impl Modify for Security {
 }
 
 /// The document for a service reachable at `public_base`, as JSON.
-pub fn document(public_base: &str, cookie_name: &str) -> String {
+pub fn document(
+    public_base: &str,
+    cookie_name: &str,
+    targets: &[crate::config::TargetConfig],
+) -> String {
     let mut openapi = ApiDoc::openapi();
+    crate::proxy::openapi::add_paths(&mut openapi, targets);
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     openapi.servers = Some(vec![Server::new(public_base)]);
     if let Some(components) = openapi.components.as_mut() {

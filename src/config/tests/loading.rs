@@ -211,7 +211,9 @@ fn the_shipped_default_file_loads() {
     assert_eq!(c.providers.len(), 1);
     assert_eq!(c.providers[0].id, "local");
     assert_eq!(c.redirects.allowed_origins.len(), 2);
-    assert!(c.targets.is_empty());
+    // The demo's echo API, served through the API proxy.
+    assert_eq!(c.targets.len(), 1);
+    assert_eq!(c.targets[0].proxy_path.as_deref(), Some("/api/echo"));
 }
 
 #[test]

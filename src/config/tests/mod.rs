@@ -4,6 +4,7 @@
 mod env;
 mod loading;
 mod operate;
+mod proxy;
 mod rules;
 mod secrets;
 

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Measures the API proxy (SPEC 9) against the release binary, in one run:
+#   direct  wrk -> upstream (nginx answering a small JSON)
+#   floor   wrk -> nginx proxy_pass (keep-alive upstream) -> upstream
+#   ours    wrk -> identity-service <proxy_path> (session cookie, token attached) -> upstream
+# and prints req/s and CPU time per request of the proxy process (from /proc/<pid>/stat,
+# all threads; nginx: master and workers), plus ours / floor. Then, unless MEMORY=0, the
+# service's RSS growth over a 100 MB download and a 100 MB upload through the proxy.
+# Needs: Rust, Node (dev/op), wrk and nginx (apt-get install wrk nginx); Redis when
+# STORE=redis (default memory: the proxy path itself, no Redis round trip).
+# Usage: bench/proxy.sh [DURATION_SECONDS] [CONNECTIONS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+connections=${2:-32}
+store=${STORE:-memory}
+op_port=9482; service_port=8482; upstream_port=18491; floor_port=18492; sink_port=18493
+for tool in wrk nginx curl python3; do
+  command -v $tool >/dev/null || { echo "$tool is not installed (apt-get install wrk nginx curl python3)" >&2; exit 1; }
+done
+[ -n "${IDENTITY_BIN:-}" ] || cargo build --release --quiet
+bin=${IDENTITY_BIN:-${CARGO_TARGET_DIR:-target}/release/identity-service}
+(cd dev/op && [ -d node_modules ] || npm ci --silent)
+workdir=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$workdir/up/nginx.pid" ] && kill "$(cat "$workdir/up/nginx.pid")" 2>/dev/null || true
+  [ -f "$workdir/floor/nginx.pid" ] && kill "$(cat "$workdir/floor/nginx.pid")" 2>/dev/null || true
+  sleep 0.3; rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+nginx_conf() { # dir port location-body
+  mkdir -p "$1"
+  cat >"$1/nginx.conf" <<NGINX
+daemon on;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+worker_processes 2;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
+  upstream up { server 127.0.0.1:$upstream_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$2;
+    client_max_body_size 0;
+    location / { $3 }
+  }
+}
+NGINX
+  nginx -c "$1/nginx.conf" -p "$1"
+}
+nginx_conf "$workdir/up" $upstream_port 'default_type application/json; return 200 "{\"id\":42,\"name\":\"small json\",\"tags\":[\"a\",\"b\"]}";'
+nginx_conf "$workdir/floor" $floor_port 'proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Cookie ""; proxy_set_header Authorization "Bearer fixed"; proxy_set_header X-Forwarded-For $remote_addr;'
+
+OP_PORT=$op_port OP_ISSUER=http://127.0.0.1:$op_port SERVICE_URL=http://127.0.0.1:$service_port \
+  DEMO_PORT=off node dev/op/server.mjs >"$workdir/op.log" 2>&1 &
+pids+=($!)
+cat >"$workdir/bench.toml" <<TOML
+[server]
+bind = "127.0.0.1:$service_port"
+public_url = "http://127.0.0.1:$service_port"
+workers = 2
+[log]
+access = false
+[session]
+store = "$store"
+key_prefix = "bench-proxy:$(date +%s):"
+[proxy]
+max_body = "200MB"
+[[providers]]
+id = "local"
+issuer = "http://127.0.0.1:$op_port"
+client_id = "identity"
+client_secret = "identity-dev-secret"
+[[targets]]
+url = "http://127.0.0.1:$upstream_port/"
+strategy = "access_token"
+proxy_path = "/api/small"
+[[targets]]
+url = "http://127.0.0.1:$sink_port/"
+strategy = "access_token"
+proxy_path = "/api/big"
+TOML
+sleep 1
+RUST_LOG=warn "$bin" --config "$workdir/bench.toml" >"$workdir/service.log" 2>&1 &
+service_pid=$!
+pids+=($service_pid)
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$service_port/health/ready" >/dev/null && break
+  sleep 0.2
+done
+cookie=$(bench/login.sh "http://127.0.0.1:$service_port")
+hdr=(-H "Cookie: ctIDENTITY=$cookie" -H "X-Requested-With: bench")
+curl -sf "${hdr[@]}" "http://127.0.0.1:$service_port/api/small/item" | grep -q '"small json"' \
+  || { echo "the proxied request failed" >&2; tail "$workdir/service.log" >&2; exit 1; }
+
+ticks() { # CPU ticks (user+system) of the given pids and their threads
+  local total=0
+  for pid in "$@"; do
+    read -r -a f <"/proc/$pid/stat"; total=$((total + f[13] + f[14]))
+  done
+  echo $total
+}
+nginx_pids() { echo "$(cat "$1/nginx.pid") $(pgrep -P "$(cat "$1/nginx.pid")" | tr '\n' ' ')"; }
+hz=$(getconf CLK_TCK)
+run() { # name url pids...
+  local name=$1 url=$2; shift 2
+  local before after out reqs
+  before=$(ticks "$@")
+  out=$(wrk -t2 -c"$connections" -d"${duration}s" --latency "${hdr[@]}" "$url")
+  after=$(ticks "$@")
+  reqs=$(printf '%s\n' "$out" | awk '/requests in/ { print $1 }')
+  rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ { print $2 }')
+  p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
+  us=$(python3 -c "print(round(($after - $before) * 1e6 / $hz / $reqs, 1))")
+  printf '%-7s %10s req/s  p99 %8s  proxy CPU %6s us/request\n' "$name" "$rps" "$p99" "$us"
+  eval "cpu_$name=$us"
+}
+result="bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ).txt"
+{
+  echo "# proxied GET of a small JSON, release build, $(nproc) cores, $(date -u +%FT%TZ), store=$store"
+  echo "# wrk -t2 -c$connections -d${duration}s; CPU = user+system time of the proxy process(es) / requests"
+  run direct "http://127.0.0.1:$upstream_port/item" $(nginx_pids "$workdir/up")
+  run floor "http://127.0.0.1:$floor_port/item" $(nginx_pids "$workdir/floor")
+  run ours "http://127.0.0.1:$service_port/api/small/item" "$service_pid"
+  echo "ours / floor CPU per request: $(python3 -c "print(round($cpu_ours / $cpu_floor, 2))")"
+
+  if [ "${MEMORY:-1}" != 0 ]; then
+    python3 - "$sink_port" >"$workdir/sink.log" 2>&1 <<'PY' &
+import http.server, sys
+CHUNK = bytes(range(256)) * 256
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        n = int(self.path.rsplit("/", 1)[-1])
+        self.send_response(200); self.send_header("Content-Length", str(n)); self.end_headers()
+        while n > 0:
+            piece = CHUNK[: min(n, len(CHUNK))]; self.wfile.write(piece); n -= len(piece)
+    def do_PUT(self):
+        n = int(self.headers.get("Content-Length", 0)); got = 0
+        while got < n:
+            got += len(self.rfile.read(min(65536, n - got)))
+        body = str(got).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+    pids+=($!)
+    sleep 0.5
+    rss() { awk '/VmRSS/ { print $2 }' "/proc/$service_pid/status"; }
+    hwm() { awk '/VmHWM/ { print $2 }' "/proc/$service_pid/status"; }
+    size=100000000
+    r0=$(rss); h0=$(hwm)
+    got=$(curl -sf "${hdr[@]}" -o /dev/null -w '%{size_download}' "http://127.0.0.1:$service_port/api/big/$size")
+    r1=$(rss); h1=$(hwm)
+    echo "100 MB download: $got bytes; RSS ${r0} -> ${r1} KiB, peak (VmHWM) ${h0} -> ${h1} KiB (growth $(( (h1 - h0) / 1024 )) MiB)"
+    head -c $size /dev/zero >"$workdir/upload.bin"
+    got=$(curl -sf "${hdr[@]}" -T "$workdir/upload.bin" "http://127.0.0.1:$service_port/api/big/up")
+    r2=$(rss); h2=$(hwm)
+    echo "100 MB upload: upstream read $got bytes; RSS ${r1} -> ${r2} KiB, peak (VmHWM) ${h1} -> ${h2} KiB (growth $(( (h2 - h1) / 1024 )) MiB)"
+  fi
+} | tee "$result"
+echo "written to $result"

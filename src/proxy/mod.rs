@@ -1,0 +1,167 @@
+//! The API proxy (SPEC 9, "backend for frontend"): a target with `proxy_path` is also
+//! reachable through the service, which attaches the caller's token itself so that it
+//! never reaches the browser.
+//!
+//! This module knows nothing of sessions or token strategies: the handler
+//! (`routes/proxy.rs`) identifies the caller, checks permission and obtains the token;
+//! [`Proxy`] then resolves the path ([`path`]), filters headers ([`headers`]) and streams
+//! the request and the response ([`forward`]) over one connection pool per target.
+
+pub mod forward;
+pub mod headers;
+pub mod openapi;
+pub mod path;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderMap, ORIGIN};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use url::Url;
+
+use crate::config::{Config, Transport};
+use crate::origin::OriginPolicy;
+
+pub use forward::{ForwardError, Incoming};
+
+/// Idle keep-alive connections to a target are closed after this long.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// A target that does not accept a connection within this long is unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One proxied target: where it is served, where it forwards to, how the token travels.
+pub struct ProxyRoute {
+    /// `proxy_path`, relative to `base_path`.
+    pub proxy_path: String,
+    /// The target's configured URL (also its key in the target table).
+    pub target_url: Url,
+    /// The target's first transport.
+    pub transport: Transport,
+    /// This target's connection pool (HTTP/1.1, keep-alive, no redirects).
+    client: reqwest::Client,
+}
+
+/// Proxied requests by target and status, and upstream latency by target.
+#[derive(Clone)]
+pub struct ProxyMetrics {
+    /// `identity_proxy_requests_total{target, status}`.
+    pub requests: IntCounterVec,
+    /// `identity_proxy_upstream_duration_seconds{target}`: until the target's response headers.
+    pub upstream_latency: HistogramVec,
+}
+
+impl ProxyMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "identity_proxy_requests_total",
+                    "Requests to the API proxy by target and response status",
+                ),
+                &["target", "status"],
+            )?,
+            upstream_latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "identity_proxy_upstream_duration_seconds",
+                    "Time until a proxied target's response headers arrive",
+                ),
+                &["target"],
+            )?,
+        };
+        registry.register(Box::new(metrics.requests.clone()))?;
+        registry.register(Box::new(metrics.upstream_latency.clone()))?;
+        Ok(metrics)
+    }
+}
+
+/// The proxy's routes and settings.
+pub struct Proxy {
+    routes: Vec<ProxyRoute>,
+    /// `[proxy] timeout`: no response headers within this → 502.
+    pub timeout: Duration,
+    /// `[proxy] max_body` in bytes.
+    pub max_body: u64,
+    /// Counters and latency.
+    pub metrics: ProxyMetrics,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    public_proto: String,
+    public_host: String,
+    own_origin: String,
+}
+
+impl Proxy {
+    /// The routes of every target with a `proxy_path`, each with its own client; the
+    /// metrics are registered in `registry`.
+    pub fn new(config: &Config, registry: &Registry) -> Result<Self, String> {
+        let mut routes = Vec::new();
+        let tls = crate::http_client::rustls_config(&config.tls)?;
+        for target in &config.targets {
+            let Some(proxy_path) = &target.proxy_path else {
+                continue;
+            };
+            let client = reqwest::Client::builder()
+                .use_preconfigured_tls(tls.clone())
+                .http1_only()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(CONNECT_TIMEOUT.min(config.proxy.timeout))
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .tcp_nodelay(true)
+                .user_agent(concat!("identity-service/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|error| format!("cannot build the proxy client: {error}"))?;
+            routes.push(ProxyRoute {
+                proxy_path: proxy_path.clone(),
+                target_url: target.url.clone(),
+                transport: target
+                    .transport
+                    .first()
+                    .copied()
+                    .unwrap_or(Transport::Bearer),
+                client,
+            });
+        }
+        let public_url = &config.server.public_url;
+        let public_host = match (public_url.host_str(), public_url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => String::new(),
+        };
+        Ok(Self {
+            routes,
+            timeout: config.proxy.timeout,
+            max_body: config.proxy.max_body,
+            metrics: ProxyMetrics::register(registry).map_err(|error| error.to_string())?,
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            public_proto: public_url.scheme().to_owned(),
+            public_host,
+            own_origin: public_url.origin().ascii_serialization(),
+        })
+    }
+
+    /// Every route, in configuration order (an index is a route's id).
+    pub fn routes(&self) -> &[ProxyRoute] {
+        &self.routes
+    }
+
+    /// The route with this index.
+    pub fn route(&self, index: usize) -> Option<&ProxyRoute> {
+        self.routes.get(index)
+    }
+
+    /// Whether `peer` is one of `server.trusted_proxies`.
+    pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)))
+    }
+
+    /// SPEC 9 (as for `POST /token`): a proxied request carries `X-Requested-With`, which a
+    /// cross-site form cannot send, or an `Origin` that is ours or in `[cors] allowed_origins`.
+    pub fn same_site(&self, headers: &HeaderMap, cors: &OriginPolicy) -> bool {
+        if headers.contains_key("x-requested-with") {
+            return true;
+        }
+        headers
+            .get(ORIGIN)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|origin| origin == self.own_origin || cors.allows_header_value(origin))
+    }
+}
