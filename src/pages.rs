@@ -41,19 +41,46 @@ pub struct ProviderChoice {
     pub login_url: String,
 }
 
+/// Why the templates cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PagesError {
+    /// A replacement template file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A template does not parse.
+    #[error("template {name}: {source}")]
+    Template {
+        /// The template's name.
+        name: &'static str,
+        /// The parse error.
+        #[source]
+        source: minijinja::Error,
+    },
+}
+
 impl Pages {
     /// Loads the built-in templates, replaced by same-named files in `templates_dir`.
-    pub fn new(templates_dir: Option<&Path>) -> Result<Self, String> {
+    pub fn new(templates_dir: Option<&Path>) -> Result<Self, PagesError> {
         let mut environment = Environment::new();
         for (name, built_in) in BUILT_IN {
             let source = match templates_dir.map(|dir| dir.join(name)) {
-                Some(path) if path.is_file() => std::fs::read_to_string(&path)
-                    .map_err(|error| format!("cannot read {}: {error}", path.display()))?,
+                Some(path) if path.is_file() => {
+                    std::fs::read_to_string(&path).map_err(|source| PagesError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                }
                 _ => built_in.to_owned(),
             };
             environment
                 .add_template_owned(name, source)
-                .map_err(|error| format!("template {name}: {error}"))?;
+                .map_err(|source| PagesError::Template { name, source })?;
         }
         Ok(Self {
             environment: Arc::new(environment),

@@ -16,6 +16,9 @@ const WAIT_LIMIT: Duration = Duration::from_secs(15);
 /// First and longest pause between a waiter's re-reads.
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 const LONGEST_PAUSE: Duration = Duration::from_millis(100);
+/// How long a holder's failure is kept for the waiters of that holder, so that they
+/// answer with it instead of each calling upstream again in turn.
+const FAILURE_TTL: Duration = Duration::from_secs(5);
 
 /// Runs upstream calls at most once at a time per lock key, over all instances.
 #[derive(Clone)]
@@ -38,11 +41,25 @@ impl SingleFlight {
         produce: impl AsyncFnOnce() -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let holder = crypto::random_token::<16>()?;
+        let failed_key = format!("{lock_key}:failed");
+        // The holder we last saw working on it, whose failure we then share.
+        let mut awaited: Option<Vec<u8>> = None;
         let deadline = Instant::now() + WAIT_LIMIT;
         let mut pause = FIRST_PAUSE;
         loop {
             if let Some(found) = ready().await? {
                 return Ok(found);
+            }
+            if let Some(awaited) = &awaited
+                && self.store.get(&failed_key).await?.as_ref() == Some(awaited)
+            {
+                tracing::warn!(
+                    check = "single-flight holder failed",
+                    "the concurrent upstream call failed; not calling again"
+                );
+                return Err(ApiError::TokenUnavailable(
+                    "A concurrent token request failed; try again later".to_owned(),
+                ));
             }
             if self
                 .store
@@ -52,7 +69,18 @@ impl SingleFlight {
                 // The previous holder may have finished between our read and our lock.
                 let result = match ready().await {
                     Ok(Some(found)) => Ok(found),
-                    Ok(None) => self.produce_holding(lock_key, &holder, produce).await,
+                    Ok(None) => {
+                        let produced = self.produce_holding(lock_key, &holder, produce).await;
+                        if produced.is_err()
+                            && let Err(error) = self
+                                .store
+                                .set(&failed_key, holder.as_bytes(), FAILURE_TTL)
+                                .await
+                        {
+                            tracing::warn!(%error, "could not record a single-flight failure for the waiters");
+                        }
+                        produced
+                    }
                     Err(error) => Err(error),
                 };
                 if let Err(error) = self
@@ -63,6 +91,9 @@ impl SingleFlight {
                     tracing::warn!(%error, "could not release a single-flight lock; it expires by itself");
                 }
                 return result;
+            }
+            if let Some(current) = self.store.get(lock_key).await? {
+                awaited = Some(current);
             }
             if Instant::now() >= deadline {
                 return Err(ApiError::TokenUnavailable(

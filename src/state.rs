@@ -15,6 +15,7 @@ use crate::oidc::ProviderRegistry;
 use crate::oidc::backchannel::BackchannelDeps;
 use crate::oidc::bearer::BearerVerifier;
 use crate::oidc::login::LoginDeps;
+use crate::oidc::logout::LogoutDeps;
 use crate::oidc::refresh::RefreshDeps;
 use crate::origin::OriginPolicy;
 use crate::pages::Pages;
@@ -80,9 +81,9 @@ impl AppState {
         let http = crate::http_client::build(&config.tls).map_err(StartupError::Part)?;
         let providers =
             ProviderRegistry::new(&config.providers, &format!("{public_base}/callback"))
-                .map_err(StartupError::Part)?;
-        let pages =
-            Pages::new(config.server.templates_dir.as_deref()).map_err(StartupError::Part)?;
+                .map_err(|error| StartupError::Part(error.to_string()))?;
+        let pages = Pages::new(config.server.templates_dir.as_deref())
+            .map_err(|error| StartupError::Part(error.to_string()))?;
         Ok(Self {
             sessions: SessionService::new(
                 store.clone(),
@@ -92,11 +93,13 @@ impl AppState {
             ),
             pending_logins: PendingLogins::new(store.clone(), prefix, PENDING_TTL),
             pending_logouts: SealedSlots::new(store.clone(), prefix, "logout"),
-            targets: TargetTable::new(&config.targets).map_err(StartupError::Part)?,
+            targets: TargetTable::new(&config.targets)
+                .map_err(|error| StartupError::Part(error.to_string()))?,
             token_cache: TokenCache::new(store.clone(), prefix),
             flights: SingleFlight::new(store.clone()),
             signer: Arc::new(
-                Signer::load(config.signing.key_file.as_deref()).map_err(StartupError::Part)?,
+                Signer::load(config.signing.key_file.as_deref())
+                    .map_err(|error| StartupError::Part(error.to_string()))?,
             ),
             store,
             bearer: BearerVerifier::default(),
@@ -173,6 +176,18 @@ impl AppState {
             issuer: self.config.server.public_url.as_str().trim_end_matches('/'),
             metrics: &self.metrics,
             refresh: self.refresh_deps(),
+        }
+    }
+
+    /// What an RP-side logout (`GET /logout`) needs.
+    pub fn logout_deps(&self) -> LogoutDeps<'_> {
+        LogoutDeps {
+            sessions: &self.sessions,
+            providers: &self.providers,
+            pending_logouts: &self.pending_logouts,
+            pending_ttl: PENDING_TTL,
+            public_base: &self.public_base,
+            metrics: &self.metrics,
         }
     }
 

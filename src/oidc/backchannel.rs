@@ -49,8 +49,8 @@ pub async fn backchannel_logout(
     let logout = logout_token::validate(deps.providers, deps.http, token, max_age, unix_now())
         .await
         .map_err(|reason| {
-            tracing::warn!(check = reason, "logout token refused");
-            invalid(reason)
+            tracing::warn!(check = %reason, "logout token refused");
+            invalid(&reason.to_string())
         })?;
     let provider = logout.provider.id().to_owned();
     // Section 2.6 step 7: a jti seen before (on any instance) is a replay. The guard lives

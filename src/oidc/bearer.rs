@@ -258,7 +258,9 @@ async fn verify_jwt(
     http: &reqwest::Client,
     token: &str,
 ) -> Result<BearerIdentity, &'static str> {
-    let verified = jwt::verify_signature(provider, http, token, TokenKind::AccessToken).await?;
+    let verified = jwt::verify_signature(provider, http, token, TokenKind::AccessToken)
+        .await
+        .map_err(jwt::SignatureRefusal::check)?;
     refuse_id_token(&verified, &provider.config.client_id)?;
     let claims = verified.claims;
     let now = unix_now();

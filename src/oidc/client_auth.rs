@@ -22,6 +22,26 @@ struct AssertionClaims<'a> {
     exp: i64,
 }
 
+/// Why a client key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file holds no usable private key.
+    #[error("{path} holds no RSA or EC P-256 private key")]
+    NoKey {
+        /// The file.
+        path: String,
+    },
+}
+
 /// A client key loaded from a PEM file (RSA → RS256, EC P-256 → ES256).
 #[derive(Clone)]
 pub struct ClientKey {
@@ -31,9 +51,11 @@ pub struct ClientKey {
 
 impl ClientKey {
     /// Reads a PKCS#8 or PKCS#1/SEC1 PEM private key.
-    pub fn from_pem_file(path: &Path) -> Result<Self, String> {
-        let pem = std::fs::read(path)
-            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    pub fn from_pem_file(path: &Path) -> Result<Self, KeyFileError> {
+        let pem = std::fs::read(path).map_err(|source| KeyFileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
             return Ok(Self {
                 key,
@@ -45,7 +67,9 @@ impl ClientKey {
                 key,
                 algorithm: Algorithm::ES256,
             })
-            .map_err(|_| format!("{} holds no RSA or EC P-256 private key", path.display()))
+            .map_err(|_| KeyFileError::NoKey {
+                path: path.display().to_string(),
+            })
     }
 
     /// A fresh assertion for `client_id` at `token_url`, valid for one minute.

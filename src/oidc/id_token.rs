@@ -21,6 +21,47 @@ pub struct OriginalLogin<'a> {
     pub subject: &'a str,
 }
 
+/// Why a refreshed ID token is refused (the text names the failed check in logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshedIdTokenRefusal {
+    /// The signature check failed.
+    #[error("{0}")]
+    Signature(jwt::SignatureRefusal),
+    /// The iss claim does not name the provider.
+    #[error("the iss claim does not name the provider")]
+    IssuerMismatch,
+    /// The aud claim does not contain our client_id.
+    #[error("the aud claim does not contain our client_id")]
+    Audience,
+    /// The azp claim names another party.
+    #[error("the azp claim names another party")]
+    AuthorizedParty,
+    /// Several audiences and no azp claim.
+    #[error("several audiences and no azp claim")]
+    NoAuthorizedParty,
+    /// The exp claim is missing.
+    #[error("the exp claim is missing")]
+    ExpiryMissing,
+    /// The exp claim has passed.
+    #[error("the exp claim has passed")]
+    Expired,
+    /// The iat claim is missing.
+    #[error("the iat claim is missing")]
+    IssuedAtMissing,
+    /// The iat claim is in the future.
+    #[error("the iat claim is in the future")]
+    IssuedInFuture,
+    /// The sub claim differs from the original ID token's.
+    #[error("the sub claim differs from the original ID token's")]
+    SubjectChanged,
+    /// The iss claim differs from the original ID token's.
+    #[error("the iss claim differs from the original ID token's")]
+    IssuerChanged,
+    /// The aud claim differs from the original ID token's.
+    #[error("the aud claim differs from the original ID token's")]
+    AudienceChanged,
+}
+
 /// Checks a refreshed ID token at time `now` (Unix seconds); `Err` names the failed check.
 pub async fn verify_refreshed(
     provider: &Provider,
@@ -28,50 +69,51 @@ pub async fn verify_refreshed(
     token: &str,
     original: &OriginalLogin<'_>,
     now: i64,
-) -> Result<(), &'static str> {
+) -> Result<(), RefreshedIdTokenRefusal> {
     // Core 3.1.3.7 steps 6-8: signature, algorithm the provider lists for ID tokens.
     let claims = jwt::verify_signature(provider, http, token, TokenKind::IdToken)
-        .await?
+        .await
+        .map_err(RefreshedIdTokenRefusal::Signature)?
         .claims;
     // Steps 2-5: issuer, audience, authorized party.
     if claims.get("iss").and_then(Value::as_str) != Some(provider.issuer().as_str()) {
-        return Err("the iss claim does not name the provider");
+        return Err(RefreshedIdTokenRefusal::IssuerMismatch);
     }
     let client_id = &provider.config.client_id;
     if !audience_contains(&claims, client_id) {
-        return Err("the aud claim does not contain our client_id");
+        return Err(RefreshedIdTokenRefusal::Audience);
     }
     match claims.get("azp") {
         Some(Value::String(azp)) if azp == client_id => {}
-        Some(_) => return Err("the azp claim names another party"),
+        Some(_) => return Err(RefreshedIdTokenRefusal::AuthorizedParty),
         None if audiences(&claims).len() > 1 => {
-            return Err("several audiences and no azp claim");
+            return Err(RefreshedIdTokenRefusal::NoAuthorizedParty);
         }
         None => {}
     }
     // Steps 9-10: expiry and issue time.
-    let expires = numeric_date(&claims, "exp").ok_or("the exp claim is missing")?;
+    let expires = numeric_date(&claims, "exp").ok_or(RefreshedIdTokenRefusal::ExpiryMissing)?;
     if expires <= now {
-        return Err("the exp claim has passed");
+        return Err(RefreshedIdTokenRefusal::Expired);
     }
-    let issued_at = numeric_date(&claims, "iat").ok_or("the iat claim is missing")?;
+    let issued_at = numeric_date(&claims, "iat").ok_or(RefreshedIdTokenRefusal::IssuedAtMissing)?;
     if issued_at > now.saturating_add(CLOCK_SKEW_SECONDS) {
-        return Err("the iat claim is in the future");
+        return Err(RefreshedIdTokenRefusal::IssuedInFuture);
     }
     // Core 12.2: the same subject, issuer and audience as the original ID token.
     if claims.get("sub").and_then(Value::as_str) != Some(original.subject) {
-        return Err("the sub claim differs from the original ID token's");
+        return Err(RefreshedIdTokenRefusal::SubjectChanged);
     }
     if let Some(first) = original.id_token.and_then(jwt_payload) {
         if claims.get("iss") != first.get("iss") {
-            return Err("the iss claim differs from the original ID token's");
+            return Err(RefreshedIdTokenRefusal::IssuerChanged);
         }
         let mut now_aud = audiences(&claims);
         let mut first_aud = audiences(&first);
         now_aud.sort_unstable();
         first_aud.sort_unstable();
         if now_aud != first_aud {
-            return Err("the aud claim differs from the original ID token's");
+            return Err(RefreshedIdTokenRefusal::AudienceChanged);
         }
     }
     Ok(())

@@ -28,22 +28,66 @@ pub struct VerifiedJwt {
     pub claims: Map<String, Value>,
 }
 
+/// Why a JWT's signature check failed (the text names the failed check in logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureRefusal {
+    /// It is not a signed JWT with a supported algorithm.
+    #[error("it is not a signed JWT with a supported algorithm")]
+    NotSignedJwt,
+    /// HMAC-signed tokens are not accepted from a provider.
+    #[error("HMAC-signed tokens are not accepted from a provider")]
+    Hmac,
+    /// The provider's keys are not available.
+    #[error("the provider's keys are not available")]
+    KeysUnavailable,
+    /// It is signed with a key the provider does not publish.
+    #[error("it is signed with a key the provider does not publish")]
+    UnknownKey,
+    /// Its algorithm is not one the provider lists for ID tokens.
+    #[error("its algorithm is not one the provider lists for ID tokens")]
+    AlgorithmNotListed,
+    /// Its algorithm does not match the provider's key.
+    #[error("its algorithm does not match the provider's key")]
+    AlgorithmMismatch,
+    /// The provider's key is unusable.
+    #[error("the provider's key is unusable")]
+    UnusableKey,
+    /// Its signature is invalid.
+    #[error("its signature is invalid")]
+    BadSignature,
+}
+
+impl SignatureRefusal {
+    /// The failed check, as the callers' string-typed refusals name it.
+    pub fn check(self) -> &'static str {
+        match self {
+            Self::NotSignedJwt => "it is not a signed JWT with a supported algorithm",
+            Self::Hmac => "HMAC-signed tokens are not accepted from a provider",
+            Self::KeysUnavailable => "the provider's keys are not available",
+            Self::UnknownKey => "it is signed with a key the provider does not publish",
+            Self::AlgorithmNotListed => "its algorithm is not one the provider lists for ID tokens",
+            Self::AlgorithmMismatch => "its algorithm does not match the provider's key",
+            Self::UnusableKey => "the provider's key is unusable",
+            Self::BadSignature => "its signature is invalid",
+        }
+    }
+}
+
 /// Verifies the signature of `token` (a `kind` token) with `provider`'s keys.
 pub async fn verify_signature(
     provider: &Provider,
     http: &reqwest::Client,
     token: &str,
     kind: TokenKind,
-) -> Result<VerifiedJwt, &'static str> {
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|_| "it is not a signed JWT with a supported algorithm")?;
+) -> Result<VerifiedJwt, SignatureRefusal> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| SignatureRefusal::NotSignedJwt)?;
     if is_hmac(header.alg) {
-        return Err("HMAC-signed tokens are not accepted from a provider");
+        return Err(SignatureRefusal::Hmac);
     }
     let discovered = provider
         .discovered(http)
         .await
-        .map_err(|_| "the provider's keys are not available")?;
+        .map_err(|_| SignatureRefusal::KeysUnavailable)?;
     let (discovered, key) = match select_key(&discovered.jwks, &header) {
         Some(key) => {
             let key = key.clone();
@@ -53,28 +97,28 @@ pub async fn verify_signature(
             let refreshed = provider
                 .refresh_keys(http)
                 .await
-                .ok_or("it is signed with a key the provider does not publish")?;
+                .ok_or(SignatureRefusal::UnknownKey)?;
             let key = select_key(&refreshed.jwks, &header)
-                .ok_or("it is signed with a key the provider does not publish")?
+                .ok_or(SignatureRefusal::UnknownKey)?
                 .clone();
             (refreshed, key)
         }
     };
     // Judged against the discovery the key came from (a refetch may have changed the list).
     if kind == TokenKind::IdToken && !id_token_algorithm_allowed(&discovered, header.alg) {
-        return Err("its algorithm is not one the provider lists for ID tokens");
+        return Err(SignatureRefusal::AlgorithmNotListed);
     }
     if !key_allows(&key, header.alg) {
-        return Err("its algorithm does not match the provider's key");
+        return Err(SignatureRefusal::AlgorithmMismatch);
     }
-    let decoding_key = DecodingKey::from_jwk(&key).map_err(|_| "the provider's key is unusable")?;
+    let decoding_key = DecodingKey::from_jwk(&key).map_err(|_| SignatureRefusal::UnusableKey)?;
     let mut validation = Validation::new(header.alg);
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, &decoding_key, &validation)
-        .map_err(|_| "its signature is invalid")?;
+        .map_err(|_| SignatureRefusal::BadSignature)?;
     Ok(VerifiedJwt {
         header: data.header,
         claims: data.claims,

@@ -1,11 +1,92 @@
 //! RP-Initiated Logout 1.0: the URL that sends the browser on to end the provider's
 //! session (`end_session_endpoint` with `id_token_hint`, `client_id` and, when we want
-//! the browser back, `post_logout_redirect_uri` and `state`).
+//! the browser back, `post_logout_redirect_uri` and `state`), and `log_out`, which ends
+//! the session here and says where the browser goes next.
+
+use std::time::Duration;
 
 use url::Url;
 
 use super::ProviderRegistry;
-use crate::session::LoadedSession;
+use crate::crypto;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::redirect::ReturnUrl;
+use crate::session::{LoadedSession, SealedSlots, SessionService, SessionTicket};
+
+/// What a logout needs.
+pub struct LogoutDeps<'a> {
+    /// Sessions (the caller's is deleted).
+    pub sessions: &'a SessionService,
+    /// Providers, for their end-session endpoints.
+    pub providers: &'a ProviderRegistry,
+    /// Where the `returnURL` waits while the browser visits the provider.
+    pub pending_logouts: &'a SealedSlots,
+    /// How long it waits.
+    pub pending_ttl: Duration,
+    /// The service's public base URL, for `post_logout_redirect_uri`.
+    pub public_base: &'a str,
+    /// The logout counter.
+    pub metrics: &'a Metrics,
+}
+
+/// Where a logout sends the caller.
+pub enum LoggedOut {
+    /// No `returnURL` was given: the provider's end-session URL, if any, for the
+    /// frontend to navigate to.
+    Answer {
+        /// RP-initiated logout URL (holds the ID token hint; not for logs).
+        end_session_url: Option<String>,
+    },
+    /// Redirect the browser here (the provider's end-session endpoint or the `returnURL`).
+    Redirect(String),
+}
+
+impl std::fmt::Debug for LoggedOut {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Both URLs may hold the ID token (id_token_hint).
+        match self {
+            Self::Answer { .. } => formatter.write_str("Answer(***)"),
+            Self::Redirect(_) => formatter.write_str("Redirect(***)"),
+        }
+    }
+}
+
+/// Ends the session of `ticket` (if any) and, with `return_url`, parks it for
+/// `/logout/callback` when the provider's session is to be ended too.
+pub async fn log_out(
+    deps: &LogoutDeps<'_>,
+    ticket: Option<SessionTicket>,
+    return_url: Option<ReturnUrl>,
+) -> Result<LoggedOut, ApiError> {
+    let session = match ticket {
+        Some(ticket) => deps.sessions.load(ticket).await?,
+        None => None,
+    };
+    let end_session = match &session {
+        Some(session) => {
+            deps.sessions.delete(session).await?;
+            deps.metrics.logouts.with_label_values(&["user"]).inc();
+            EndSession::for_session(deps.providers, session)
+        }
+        None => None,
+    };
+    let Some(return_url) = return_url else {
+        return Ok(LoggedOut::Answer {
+            end_session_url: end_session.map(EndSession::url),
+        });
+    };
+    Ok(LoggedOut::Redirect(match end_session {
+        Some(end_session) => {
+            let handle = crypto::random_token::<32>()?;
+            deps.pending_logouts
+                .put(&handle, &return_url, deps.pending_ttl)
+                .await?;
+            end_session.url_returning_to(format!("{}/logout/callback", deps.public_base), handle)
+        }
+        None => return_url.as_str().to_owned(),
+    }))
+}
 
 /// A provider's end-session endpoint with the query for one session.
 pub struct EndSession {

@@ -28,6 +28,66 @@ pub struct LogoutRequest {
     pub jti: String,
 }
 
+/// Why a logout token is refused (the text names the failed check; it is logged and
+/// returned as the error description).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LogoutTokenRefusal {
+    /// The signature check failed.
+    #[error("{0}")]
+    Signature(jwt::SignatureRefusal),
+    /// It is not a JWT.
+    #[error("it is not a JWT")]
+    NotJwt,
+    /// The iss claim is missing.
+    #[error("the iss claim is missing")]
+    IssuerMissing,
+    /// The issuer is not a configured provider.
+    #[error("the issuer is not a configured provider")]
+    UnknownIssuer,
+    /// Its typ header is neither logout+jwt nor JWT.
+    #[error("its typ header is neither logout+jwt nor JWT")]
+    Typ,
+    /// The iss claim does not name the provider.
+    #[error("the iss claim does not name the provider")]
+    IssuerMismatch,
+    /// The aud claim does not contain our client_id.
+    #[error("the aud claim does not contain our client_id")]
+    Audience,
+    /// The iat claim is missing.
+    #[error("the iat claim is missing")]
+    IssuedAtMissing,
+    /// The iat claim is in the future.
+    #[error("the iat claim is in the future")]
+    IssuedInFuture,
+    /// The iat claim is older than backchannel.max_age.
+    #[error("the iat claim is older than backchannel.max_age")]
+    TooOld,
+    /// The exp claim is not a number.
+    #[error("the exp claim is not a number")]
+    ExpiryNotNumber,
+    /// The exp claim has passed.
+    #[error("the exp claim has passed")]
+    Expired,
+    /// The jti claim is missing.
+    #[error("the jti claim is missing")]
+    JtiMissing,
+    /// The events claim is missing or not an object.
+    #[error("the events claim is missing or not an object")]
+    EventsMissing,
+    /// The events claim lacks the back-channel logout event.
+    #[error("the events claim lacks the back-channel logout event")]
+    EventMissing,
+    /// The back-channel logout event is not an object.
+    #[error("the back-channel logout event is not an object")]
+    EventNotObject,
+    /// It has neither a sid nor a sub claim.
+    #[error("it has neither a sid nor a sub claim")]
+    NoSubject,
+    /// It carries a nonce claim.
+    #[error("it carries a nonce claim")]
+    Nonce,
+}
+
 /// Validates `token` at time `now` (Unix seconds), accepting `iat` no older than `max_age`.
 pub async fn validate(
     providers: &ProviderRegistry,
@@ -35,50 +95,52 @@ pub async fn validate(
     token: &str,
     max_age_seconds: i64,
     now: i64,
-) -> Result<LogoutRequest, &'static str> {
+) -> Result<LogoutRequest, LogoutTokenRefusal> {
     // 2.6 step 2 needs the issuer's keys: find the provider from the (unverified) `iss`.
-    let unverified = jwt_payload(token).ok_or("it is not a JWT")?;
+    let unverified = jwt_payload(token).ok_or(LogoutTokenRefusal::NotJwt)?;
     let issuer = unverified
         .get("iss")
         .and_then(Value::as_str)
-        .ok_or("the iss claim is missing")?;
+        .ok_or(LogoutTokenRefusal::IssuerMissing)?;
     let provider = providers
         .all()
         .iter()
         .find(|provider| provider.issuer() == issuer)
-        .ok_or("the issuer is not a configured provider")?
+        .ok_or(LogoutTokenRefusal::UnknownIssuer)?
         .clone();
     // 2.6 step 2: the signature, with the provider's keys (never none, never HMAC) and an
     // algorithm it lists for ID tokens (SPEC 2: validated as an ID token would be).
-    let verified = jwt::verify_signature(&provider, http, token, TokenKind::IdToken).await?;
+    let verified = jwt::verify_signature(&provider, http, token, TokenKind::IdToken)
+        .await
+        .map_err(LogoutTokenRefusal::Signature)?;
     // 2.6 step 2 / section 2.4: explicit typing, when present.
     if let Some(typ) = &verified.header.typ
         && !["logout+jwt", "application/logout+jwt", "JWT"]
             .iter()
             .any(|allowed| typ.eq_ignore_ascii_case(allowed))
     {
-        return Err("its typ header is neither logout+jwt nor JWT");
+        return Err(LogoutTokenRefusal::Typ);
     }
     let claims = verified.claims;
     // 2.6 step 3: iss, aud, iat as for ID tokens.
     if claims.get("iss").and_then(Value::as_str) != Some(provider.issuer().as_str()) {
-        return Err("the iss claim does not name the provider");
+        return Err(LogoutTokenRefusal::IssuerMismatch);
     }
     if !audience_contains(&claims, &provider.config.client_id) {
-        return Err("the aud claim does not contain our client_id");
+        return Err(LogoutTokenRefusal::Audience);
     }
-    let issued_at = numeric_date(&claims, "iat").ok_or("the iat claim is missing")?;
+    let issued_at = numeric_date(&claims, "iat").ok_or(LogoutTokenRefusal::IssuedAtMissing)?;
     if issued_at > now + CLOCK_SKEW_SECONDS {
-        return Err("the iat claim is in the future");
+        return Err(LogoutTokenRefusal::IssuedInFuture);
     }
     if issued_at < now - max_age_seconds {
-        return Err("the iat claim is older than backchannel.max_age");
+        return Err(LogoutTokenRefusal::TooOld);
     }
     // Section 2.4: exp, when present, must not have passed.
     if claims.contains_key("exp") {
-        let expires = numeric_date(&claims, "exp").ok_or("the exp claim is not a number")?;
+        let expires = numeric_date(&claims, "exp").ok_or(LogoutTokenRefusal::ExpiryNotNumber)?;
         if expires <= now {
-            return Err("the exp claim has passed");
+            return Err(LogoutTokenRefusal::Expired);
         }
     }
     // Section 2.4: jti is required (replay is checked against the store).
@@ -86,27 +148,27 @@ pub async fn validate(
         .get("jti")
         .and_then(Value::as_str)
         .filter(|jti| !jti.is_empty())
-        .ok_or("the jti claim is missing")?
+        .ok_or(LogoutTokenRefusal::JtiMissing)?
         .to_owned();
     // 2.6 step 5: the events claim with the back-channel logout member, an object.
     let event = claims
         .get("events")
         .and_then(Value::as_object)
-        .ok_or("the events claim is missing or not an object")?
+        .ok_or(LogoutTokenRefusal::EventsMissing)?
         .get(BACKCHANNEL_LOGOUT_EVENT)
-        .ok_or("the events claim lacks the back-channel logout event")?;
+        .ok_or(LogoutTokenRefusal::EventMissing)?;
     if !event.is_object() {
-        return Err("the back-channel logout event is not an object");
+        return Err(LogoutTokenRefusal::EventNotObject);
     }
     // 2.6 step 4: sub, sid or both.
     let sid = string_claim(&claims, "sid");
     let sub = string_claim(&claims, "sub");
     if sid.is_none() && sub.is_none() {
-        return Err("it has neither a sid nor a sub claim");
+        return Err(LogoutTokenRefusal::NoSubject);
     }
     // 2.6 step 6: a nonce is forbidden (so an ID token cannot pass as a logout token).
     if claims.contains_key("nonce") {
-        return Err("it carries a nonce claim");
+        return Err(LogoutTokenRefusal::Nonce);
     }
     Ok(LogoutRequest {
         provider,

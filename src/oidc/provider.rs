@@ -9,6 +9,7 @@
 //! `PROVIDER_UNAVAILABLE` at once while a background watcher keeps checking, so a
 //! recovery is noticed without a login paying for it.
 
+use super::client_auth::KeyFileError;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -134,7 +135,7 @@ pub struct Provider {
 impl Provider {
     /// A provider whose callback is `redirect_uri`; nothing is fetched yet. Fails when a
     /// configured client key cannot be read.
-    pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl) -> Result<Self, String> {
+    pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl) -> Result<Self, KeyFileError> {
         let client_key = match &config.client_auth {
             ClientAuth::PrivateKeyJwt { key_file } => Some(ClientKey::from_pem_file(key_file)?),
             _ => None,

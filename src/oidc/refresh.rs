@@ -138,7 +138,7 @@ async fn refresh(
                 if let Err(check) =
                     verify_refreshed(provider, state.http, id_token, &original, unix_now()).await
                 {
-                    tracing::warn!(provider = %provider.id(), check, "refreshed ID token refused; the refresh hands out nothing");
+                    tracing::warn!(provider = %provider.id(), check = %check, "refreshed ID token refused; the refresh hands out nothing");
                     return Err(ApiError::TokenUnavailable(
                         "The provider's refreshed ID token is not valid".to_owned(),
                     ));

@@ -1,5 +1,6 @@
 //! All configured providers, by id.
 
+use crate::oidc::client_auth::KeyFileError;
 use std::sync::Arc;
 
 use openidconnect::RedirectUrl;
@@ -14,17 +15,37 @@ pub struct ProviderRegistry {
     providers: Arc<Vec<Arc<Provider>>>,
 }
 
+/// Why the providers cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The callback URL (public URL plus `/callback`) is not a URL.
+    #[error("invalid callback URL: {0}")]
+    CallbackUrl(#[source] openidconnect::url::ParseError),
+    /// A provider's client key file cannot be used.
+    #[error("providers.{provider}: {source}")]
+    ClientKey {
+        /// The provider's id.
+        provider: String,
+        /// The key file problem.
+        #[source]
+        source: KeyFileError,
+    },
+}
+
 impl ProviderRegistry {
     /// Providers from configuration, all sharing the callback `redirect_uri`.
-    pub fn new(configs: &[ProviderConfig], redirect_uri: &str) -> Result<Self, String> {
-        let redirect_uri = RedirectUrl::new(redirect_uri.to_owned())
-            .map_err(|error| format!("invalid callback URL: {error}"))?;
+    pub fn new(configs: &[ProviderConfig], redirect_uri: &str) -> Result<Self, RegistryError> {
+        let redirect_uri =
+            RedirectUrl::new(redirect_uri.to_owned()).map_err(RegistryError::CallbackUrl)?;
         let providers = configs
             .iter()
             .map(|config| {
                 Provider::new(config.clone(), redirect_uri.clone())
                     .map(Arc::new)
-                    .map_err(|error| format!("providers.{}: {error}", config.id))
+                    .map_err(|source| RegistryError::ClientKey {
+                        provider: config.id.clone(),
+                        source,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {

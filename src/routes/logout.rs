@@ -7,13 +7,12 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use crate::crypto;
 use crate::error::{ApiError, ErrorBody, InternalError, json_response};
 use crate::extract::Params;
-use crate::oidc::logout::EndSession;
+use crate::oidc::logout::{LoggedOut, log_out};
 use crate::pages::wants_html;
 use crate::redirect::ReturnUrl;
-use crate::state::{AppState, PENDING_TTL};
+use crate::state::AppState;
 
 /// Answer of a logout without `returnURL`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -83,46 +82,25 @@ async fn logout(state: &AppState, request: &HttpRequest) -> Result<HttpResponse,
             })
         })
         .transpose()?;
-    let session = match state.cookies.ticket(request) {
-        Some(ticket) => state.sessions.load(ticket).await?,
-        None => None,
-    };
-    let end_session = match &session {
-        Some(session) => {
-            state.sessions.delete(session).await?;
-            state.metrics.logouts.with_label_values(&["user"]).inc();
-            EndSession::for_session(&state.providers, session)
-        }
-        None => None,
-    };
+    let ticket = state.cookies.ticket(request);
     let removal = state.cookies.session_removal();
-    let Some(return_url) = return_url else {
-        let end_session_url = end_session.map(EndSession::url);
-        let mut response = json_response(
-            StatusCode::OK,
-            &LogoutAnswer {
-                success: true,
-                end_session_url,
-            },
-        );
-        response
-            .add_cookie(&removal)
-            .map_err(InternalError::Header)?;
-        return Ok(response);
-    };
-    let location = match end_session {
-        Some(end_session) => {
-            let handle = crypto::random_token::<32>()?;
-            state
-                .pending_logouts
-                .put(&handle, &return_url, PENDING_TTL)
-                .await?;
-            end_session.url_returning_to(format!("{}/logout/callback", state.public_base), handle)
+    match log_out(&state.logout_deps(), ticket, return_url).await? {
+        LoggedOut::Answer { end_session_url } => {
+            let mut response = json_response(
+                StatusCode::OK,
+                &LogoutAnswer {
+                    success: true,
+                    end_session_url,
+                },
+            );
+            response
+                .add_cookie(&removal)
+                .map_err(InternalError::Header)?;
+            Ok(response)
         }
-        None => return_url.as_str().to_owned(),
-    };
-    Ok(HttpResponse::Found()
-        .insert_header((LOCATION, location))
-        .cookie(removal)
-        .finish())
+        LoggedOut::Redirect(location) => Ok(HttpResponse::Found()
+            .insert_header((LOCATION, location))
+            .cookie(removal)
+            .finish()),
+    }
 }

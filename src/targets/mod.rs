@@ -42,8 +42,25 @@ pub struct Target {
     client_key: Option<ClientKey>,
 }
 
+/// Why a target's configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// A client-credentials key file cannot be read.
+    #[error("targets: cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A `private_key_jwt` key file holds no usable key.
+    #[error("targets: {0}")]
+    ClientKey(#[from] crate::oidc::client_auth::KeyFileError),
+}
+
 impl Target {
-    fn new(config: TargetConfig) -> Result<Self, String> {
+    fn new(config: TargetConfig) -> Result<Self, TargetError> {
         let service_secret = match &config.strategy {
             Strategy::ClientCredentials {
                 client_id,
@@ -57,8 +74,11 @@ impl Target {
                         material.extend_from_slice(secret.expose().as_bytes());
                     }
                     crate::config::ClientAuth::PrivateKeyJwt { key_file } => {
-                        material.extend(std::fs::read(key_file).map_err(|error| {
-                            format!("targets: cannot read {}: {error}", key_file.display())
+                        material.extend(std::fs::read(key_file).map_err(|source| {
+                            TargetError::Read {
+                                path: key_file.display().to_string(),
+                                source,
+                            }
                         })?);
                     }
                     crate::config::ClientAuth::None => {}
@@ -79,9 +99,7 @@ impl Target {
             Strategy::ClientCredentials {
                 client_auth: crate::config::ClientAuth::PrivateKeyJwt { key_file },
                 ..
-            } => Some(
-                ClientKey::from_pem_file(key_file).map_err(|error| format!("targets: {error}"))?,
-            ),
+            } => Some(ClientKey::from_pem_file(key_file)?),
             _ => None,
         };
         Ok(Self {
@@ -120,7 +138,7 @@ pub struct TargetTable {
 
 impl TargetTable {
     /// From configuration.
-    pub fn new(configs: &[TargetConfig]) -> Result<Self, String> {
+    pub fn new(configs: &[TargetConfig]) -> Result<Self, TargetError> {
         let targets = configs
             .iter()
             .cloned()

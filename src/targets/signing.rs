@@ -10,6 +10,38 @@ use serde::Serialize;
 
 use crate::error::{ApiError, InternalError};
 
+/// Why the signing key cannot be loaded or published.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    /// `signing.key_file` cannot be read.
+    #[error("signing.key_file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `signing.key_file` holds no usable private key.
+    #[error("signing.key_file {path} holds no RSA or EC P-256 private key")]
+    NoKey {
+        /// The file.
+        path: String,
+    },
+    /// No ephemeral key could be generated.
+    #[error("cannot generate an ephemeral signing key")]
+    Generate,
+    /// The public JWK cannot be derived.
+    #[error("cannot derive the public signing key: {0}")]
+    PublicKey(#[source] jsonwebtoken::errors::Error),
+    /// The key's thumbprint cannot be computed.
+    #[error("cannot name the signing key: {0}")]
+    Thumbprint(#[source] jsonwebtoken::errors::Error),
+    /// The JWKS cannot be serialised.
+    #[error("cannot publish the signing key: {0}")]
+    Publish(#[source] serde_json::Error),
+}
+
 /// Signs our own target tokens.
 pub struct Signer {
     key: EncodingKey,
@@ -20,19 +52,18 @@ pub struct Signer {
 
 impl Signer {
     /// Loads `key_file`, or makes an ephemeral key when there is none.
-    pub fn load(key_file: Option<&Path>) -> Result<Self, String> {
+    pub fn load(key_file: Option<&Path>) -> Result<Self, SignerError> {
         let (key, algorithm) = match key_file {
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|error| format!("signing.key_file {}: {error}", path.display()))?;
+                let pem = std::fs::read(path).map_err(|source| SignerError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
                 if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
                     (key, Algorithm::RS256)
                 } else {
-                    let key = EncodingKey::from_ec_pem(&pem).map_err(|_| {
-                        format!(
-                            "signing.key_file {} holds no RSA or EC P-256 private key",
-                            path.display()
-                        )
+                    let key = EncodingKey::from_ec_pem(&pem).map_err(|_| SignerError::NoKey {
+                        path: path.display().to_string(),
                     })?;
                     (key, Algorithm::ES256)
                 }
@@ -45,19 +76,18 @@ impl Signer {
                     &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
                     &aws_lc_rs::rand::SystemRandom::new(),
                 )
-                .map_err(|_| "cannot generate an ephemeral signing key".to_owned())?;
+                .map_err(|_| SignerError::Generate)?;
                 (EncodingKey::from_ec_der(pkcs8.as_ref()), Algorithm::ES256)
             }
         };
-        let mut jwk = Jwk::from_encoding_key(&key, algorithm)
-            .map_err(|error| format!("cannot derive the public signing key: {error}"))?;
+        let mut jwk = Jwk::from_encoding_key(&key, algorithm).map_err(SignerError::PublicKey)?;
         let kid = jwk
             .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|error| format!("cannot name the signing key: {error}"))?;
+            .map_err(SignerError::Thumbprint)?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
-        let jwks = serde_json::to_string(&JwkSet { keys: vec![jwk] })
-            .map_err(|error| format!("cannot publish the signing key: {error}"))?;
+        let jwks =
+            serde_json::to_string(&JwkSet { keys: vec![jwk] }).map_err(SignerError::Publish)?;
         Ok(Self {
             key,
             algorithm,

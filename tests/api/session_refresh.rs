@@ -47,8 +47,13 @@ async fn rotating_refresh_tokens_survive_repeated_refreshes() {
     op.set_rotate_refresh_tokens(true);
     let app = app_with_short_tokens(&op).await;
     app.login(&TestUser::alice()).await;
+    // Expiry is kept in whole seconds (floored issue time), so a 1-second token can be
+    // expired a few milliseconds after the refresh that got it; a waiter of the burst
+    // reading it then rightly refreshes a second time. Refreshed tokens here live 3 s
+    // (more than 2 s real), so the burst's waiters always find the new one usable.
+    op.set_access_token_ttl(3);
     for round in 1..=3 {
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        tokio::time::sleep(Duration::from_millis(if round == 1 { 1200 } else { 3100 })).await;
         let responses = join_all((0..10).map(|_| token(&app))).await;
         assert!(
             responses.iter().all(|response| response.status() == 200),
@@ -237,4 +242,20 @@ async fn hostile_expires_in_values_neither_wrap_nor_panic() {
             "expires_in {expires_in}: {body}"
         );
     }
+}
+
+#[tokio::test]
+async fn waiters_share_a_failed_refresh_instead_of_repeating_it() {
+    let op = FakeOp::start().await;
+    let app = app_with_short_tokens(&op).await;
+    app.login(&TestUser::alice()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The delay keeps the whole burst waiting on the first refresh, which then fails.
+    op.set_token_delay(1000);
+    op.fail_token_endpoint(Some((503, "temporarily_unavailable")));
+    let responses = join_all((0..10).map(|_| token(&app))).await;
+    for response in responses {
+        assert_error(response, 502, "TOKEN_UNAVAILABLE").await;
+    }
+    assert_eq!(op.token_calls("refresh_token"), 1);
 }
