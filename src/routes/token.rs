@@ -141,18 +141,7 @@ pub async fn post_token(
     })?;
     let target = state.targets.find(&requested, &caller)?;
     let outcome = issue_token_prefetched(&state.token_deps(), &caller, target, prefetched).await;
-    state
-        .metrics
-        .token_requests
-        .with_label_values(&[
-            target.url(),
-            if outcome.is_ok() {
-                "success"
-            } else {
-                "failure"
-            },
-        ])
-        .inc();
+    count_token_request(&state, target.url(), outcome.is_ok());
     let token = outcome?;
     Ok(json_response(
         StatusCode::OK,
@@ -166,6 +155,16 @@ pub async fn post_token(
             }],
         },
     ))
+}
+
+/// Counts one token request for `target` by outcome (`/metrics`).
+fn count_token_request(state: &AppState, target: &str, success: bool) {
+    let outcome = if success { "success" } else { "failure" };
+    state
+        .metrics
+        .token_requests
+        .with_label_values(&[target, outcome])
+        .inc();
 }
 
 /// A cookie-authenticated `POST /token` must come from our own pages or an allowed
