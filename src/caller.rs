@@ -9,7 +9,7 @@ use crate::cookies::CookieSettings;
 use crate::error::ApiError;
 use crate::oidc::ProviderRegistry;
 use crate::oidc::bearer::{BearerIdentity, BearerVerifier};
-use crate::session::{LoadedSession, Profile, SessionService};
+use crate::session::{LoadedSession, Profile, SessionService, SessionTicket};
 
 /// What identifying a caller needs: cookies and sessions, providers and bearer checks.
 pub struct CallerDeps<'a> {
@@ -86,6 +86,34 @@ impl Caller {
             .load(ticket)
             .await?
             .map(|session| Self::Session(Box::new(session))))
+    }
+
+    /// [`Self::identify`]; for a cookie caller, also reads the store value under the key
+    /// that `also` names for its ticket, in the same store round trip as the session.
+    /// Returns that key and its value beside the caller.
+    pub async fn identify_with(
+        state: &CallerDeps<'_>,
+        request: &HttpRequest,
+        also: impl FnOnce(&SessionTicket) -> Option<String>,
+    ) -> Result<(Option<Self>, Option<(String, Option<Vec<u8>>)>), ApiError> {
+        if !matches!(bearer_token(request), BearerHeader::Absent) {
+            return Ok((Self::identify(state, request).await?, None));
+        }
+        let Some(ticket) = state.cookies.ticket(request) else {
+            return Ok((None, None));
+        };
+        let Some(key) = also(&ticket) else {
+            let session = state.sessions.load(ticket).await?;
+            return Ok((
+                session.map(|session| Self::Session(Box::new(session))),
+                None,
+            ));
+        };
+        let (session, value) = state.sessions.load_with(ticket, &key).await?;
+        Ok((
+            session.map(|session| Self::Session(Box::new(session))),
+            Some((key, value)),
+        ))
     }
 
     /// Provider id.

@@ -105,6 +105,12 @@ pub enum InternalError {
         #[source]
         source: minijinja::Error,
     },
+    /// A value we own could not be put into its compact stored form.
+    #[error("could not encode {what}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+    },
     /// The task that keeps a single-flight lock alive ended before the call it guards.
     #[error("the single-flight lock renewal ended early")]
     LockRenewalEnded,

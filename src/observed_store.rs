@@ -33,6 +33,10 @@ impl KeyValueStore for ObservedStore {
         self.observe(self.inner.get(key).await)
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.observe(self.inner.get_many(keys).await)
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         self.observe(self.inner.set(key, value, ttl).await)
     }

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{Params, read_form};
 use crate::origin::allows_credentialed_request;
 use crate::state::AppState;
-use crate::targets::{issue_token, parse_requested};
+use crate::targets::{identify_token_caller, issue_token_prefetched, parse_requested};
 
 /// The targets a caller may get tokens for.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -106,9 +106,26 @@ pub async fn post_token(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller::identify(&state.caller_deps(), &request)
-        .await?
-        .ok_or(ApiError::Unauthorized("Authentication required"))?;
+    // The body comes first so that the session and the cached token are read together;
+    // its errors still answer only after the caller's.
+    let requested = read_form(&request, payload).await.and_then(|params| {
+        let raw_target = params
+            .get("target")
+            .ok_or(ApiError::MissingParameter("target"))?;
+        Ok(parse_requested(raw_target))
+    });
+    let (caller, prefetched) = identify_token_caller(
+        &state.caller_deps(),
+        &state.targets,
+        &state.token_cache,
+        &request,
+        requested
+            .as_ref()
+            .ok()
+            .and_then(|parsed| parsed.as_ref().ok()),
+    )
+    .await?;
+    let caller = caller.ok_or(ApiError::Unauthorized("Authentication required"))?;
     if matches!(caller, Caller::Session(_)) && !same_site_request(&state, &request) {
         tracing::warn!(
             check = "Origin or X-Requested-With",
@@ -118,16 +135,12 @@ pub async fn post_token(
             "Cross-site token requests need X-Requested-With or an allowed Origin",
         ));
     }
-    let params = read_form(&request, payload).await?;
-    let raw_target = params
-        .get("target")
-        .ok_or(ApiError::MissingParameter("target"))?;
-    let requested = parse_requested(raw_target).map_err(|refused| {
+    let requested = requested?.map_err(|refused| {
         tracing::warn!(check = %refused, "token target refused");
         ApiError::from(refused)
     })?;
     let target = state.targets.find(&requested, &caller)?;
-    let outcome = issue_token(&state.token_deps(), &caller, target).await;
+    let outcome = issue_token_prefetched(&state.token_deps(), &caller, target, prefetched).await;
     state
         .metrics
         .token_requests

@@ -116,6 +116,15 @@ impl KeyValueStore for MemoryStore {
         }
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            // Like MGET: a key holding a set reads as absent.
+            values.push(self.get(key).await.unwrap_or(None));
+        }
+        Ok(values)
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         self.maybe_sweep();
         let entry = Entry::bytes(value, ttl, Instant::now());

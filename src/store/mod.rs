@@ -33,6 +33,13 @@ pub trait KeyValueStore: Send + Sync + 'static {
     /// The value under `key`, `None` if absent or expired (Redis `GET`).
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
+    /// The values under `keys`, in order, in one round trip (Redis `MGET`; a cluster
+    /// splits it by slot).
+    fn get_many(
+        &self,
+        keys: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> + Send;
+
     /// Stores `value` under `key` for `ttl`, replacing anything there (`SET PX`).
     fn set(
         &self,
@@ -157,6 +164,10 @@ macro_rules! dispatch {
 impl KeyValueStore for AnyStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         dispatch!(self, store => store.get(key))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        dispatch!(self, store => store.get_many(keys))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {

@@ -58,6 +58,15 @@ pub struct CacheSlot {
     pub seal: [u8; 32],
 }
 
+/// A cache entry read ahead (in the same store round trip as the session): its store
+/// key and sealed value, `None` when absent.
+pub struct Prefetched {
+    /// Store key.
+    pub key: String,
+    /// The sealed value.
+    pub value: Option<Vec<u8>>,
+}
+
 /// Sealed token cache over the store.
 #[derive(Clone)]
 pub struct TokenCache {
@@ -91,8 +100,27 @@ impl TokenCache {
         let Some(sealed) = self.store.get(&slot.key).await? else {
             return Ok(None);
         };
-        Ok(crypto::open(&slot.seal, slot.key.as_bytes(), sealed)
-            .and_then(|plain| serde_json::from_slice(&plain).ok()))
+        Ok(Self::open(slot, sealed))
+    }
+
+    /// The cached token from `prefetched` when it was read for `slot` (no store call),
+    /// else from the store.
+    pub async fn read_or_use(
+        &self,
+        slot: &CacheSlot,
+        prefetched: Option<Prefetched>,
+    ) -> Result<Option<CachedToken>, ApiError> {
+        match prefetched {
+            Some(prefetched) if prefetched.key == slot.key => {
+                Ok(prefetched.value.and_then(|sealed| Self::open(slot, sealed)))
+            }
+            _ => self.read(slot).await,
+        }
+    }
+
+    fn open(slot: &CacheSlot, sealed: Vec<u8>) -> Option<CachedToken> {
+        crypto::open(&slot.seal, slot.key.as_bytes(), sealed)
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
     }
 
     /// Caches `token` until it (or its refresh token, kept up to `keep`) is useless.

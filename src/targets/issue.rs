@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::Target;
-use super::cache::{CacheSlot, CachedToken, TokenCache};
+use super::cache::{CacheSlot, CachedToken, Prefetched, TokenCache};
 use super::signing::Signer;
 use super::{access_token, client_credentials, exchange, jwt, password};
 use crate::caller::Caller;
@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::oidc::ProviderRegistry;
 use crate::oidc::refresh::RefreshDeps;
+use crate::session::SessionTicket;
 use crate::single_flight::SingleFlight;
 
 /// How long a service token's refresh token is kept beyond the access token.
@@ -74,6 +75,17 @@ pub async fn issue_token(
     caller: &Caller,
     target: &Target,
 ) -> Result<IssuedToken, ApiError> {
+    issue_token_prefetched(deps, caller, target, None).await
+}
+
+/// [`issue_token`], with the cache entry already read when `prefetched` is for the slot
+/// this call uses (see [`super::identify_token_caller`]).
+pub async fn issue_token_prefetched(
+    deps: &TokenDeps<'_>,
+    caller: &Caller,
+    target: &Target,
+    prefetched: Option<Prefetched>,
+) -> Result<IssuedToken, ApiError> {
     match &target.config.strategy {
         Strategy::AccessToken => access_token::issue(deps, caller).await,
         Strategy::Exchange {
@@ -87,14 +99,14 @@ pub async fn issue_token(
                 scope,
             };
             let slot = user_slot(deps.token_cache, caller, target);
-            cached_or_fetched(deps, &slot, async || {
+            cached_or_fetched(deps, &slot, prefetched, async || {
                 exchange::fetch(deps, caller, target, &request).await
             })
             .await
         }
         Strategy::Jwt { lifetime, audience } => {
             let slot = user_slot(deps.token_cache, caller, target);
-            cached_or_fetched(deps, &slot, async || {
+            cached_or_fetched(deps, &slot, prefetched, async || {
                 jwt::sign(deps, caller, target, *lifetime, audience.as_deref())
             })
             .await
@@ -113,7 +125,7 @@ pub async fn issue_token(
                 scope,
                 audience,
             };
-            service_token(deps, target, async |stale| {
+            service_token(deps, target, prefetched, async |stale| {
                 client_credentials::fetch(deps, target, &request, stale).await
             })
             .await
@@ -134,7 +146,7 @@ pub async fn issue_token(
                 password,
                 scope,
             };
-            service_token(deps, target, async |_| {
+            service_token(deps, target, prefetched, async |_| {
                 password::fetch(deps, target, &request).await
             })
             .await
@@ -147,26 +159,34 @@ pub async fn issue_token(
 async fn service_token(
     deps: &TokenDeps<'_>,
     target: &Target,
+    prefetched: Option<Prefetched>,
     fetch: impl AsyncFnOnce(Option<CachedToken>) -> Result<CachedToken, ApiError>,
 ) -> Result<IssuedToken, ApiError> {
-    let slot = deps
-        .token_cache
-        .slot("service", target.url(), &target.service_secret);
+    let slot = service_slot(deps.token_cache, target);
     // One read serves both the common case (fresh) and the refresh token of a stale one.
-    let cached = deps.token_cache.read(&slot).await?;
+    let cached = deps.token_cache.read_or_use(&slot, prefetched).await?;
     if let Some(token) = cached.as_ref().filter(|token| token.is_fresh(unix_now())) {
         return Ok(token.clone().into());
     }
-    cached_or_fetched(deps, &slot, async || fetch(cached).await).await
+    cached_or_fetched(deps, &slot, None, async || fetch(cached).await).await
 }
 
 /// A fresh cached token, or one fetched by whichever request wins the lock.
 async fn cached_or_fetched(
     deps: &TokenDeps<'_>,
     slot: &CacheSlot,
+    prefetched: Option<Prefetched>,
     fetch: impl AsyncFnOnce() -> Result<CachedToken, ApiError>,
 ) -> Result<IssuedToken, ApiError> {
     let cache = deps.token_cache;
+    if prefetched.is_some()
+        && let Some(token) = cache
+            .read_or_use(slot, prefetched)
+            .await?
+            .filter(|token| token.is_fresh(unix_now()))
+    {
+        return Ok(token.into());
+    }
     let token = deps
         .flights
         .run(
@@ -197,13 +217,25 @@ async fn cached_or_fetched(
 /// User tokens are keyed by the session (or bearer token) and sealed with its secret.
 fn user_slot(cache: &TokenCache, caller: &Caller, target: &Target) -> CacheSlot {
     match caller {
-        Caller::Session(session) => {
-            let owner = crypto::derive_name("session-owner", session.ticket.secret());
-            cache.slot(&owner, target.url(), session.ticket.secret())
-        }
+        Caller::Session(session) => session_slot(cache, &session.ticket, target),
         Caller::Bearer(identity) => {
             let owner = crypto::derive_name("bearer-owner", identity.token().as_bytes());
             cache.slot(&owner, target.url(), identity.token().as_bytes())
         }
     }
+}
+
+/// Where a session's user token for `target` is cached.
+pub(super) fn session_slot(
+    cache: &TokenCache,
+    ticket: &SessionTicket,
+    target: &Target,
+) -> CacheSlot {
+    let owner = crypto::derive_name("session-owner", ticket.secret());
+    cache.slot(&owner, target.url(), ticket.secret())
+}
+
+/// Where the shared service token of `target` is cached.
+pub(super) fn service_slot(cache: &TokenCache, target: &Target) -> CacheSlot {
+    cache.slot("service", target.url(), &target.service_secret)
 }

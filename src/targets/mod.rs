@@ -17,11 +17,13 @@ use std::sync::Arc;
 
 use url::Url;
 
-pub use cache::{CachedToken, TokenCache};
-pub use issue::{IssuedToken, TokenDeps, issue_token};
+pub use cache::{CachedToken, Prefetched, TokenCache};
+pub use issue::{IssuedToken, TokenDeps, issue_token, issue_token_prefetched};
 pub use matching::parse_requested;
 
-use crate::caller::Caller;
+use actix_web::HttpRequest;
+
+use crate::caller::{Caller, CallerDeps};
 use crate::config::{Strategy, TargetConfig};
 use crate::crypto;
 use crate::error::ApiError;
@@ -138,11 +140,42 @@ impl TargetTable {
 
     /// The most specific target covering `requested` that `caller` may use.
     pub fn find(&self, requested: &Url, caller: &Caller) -> Result<&Target, ApiError> {
+        self.covering(requested)
+            .filter(|target| target.permits(caller))
+            .ok_or(ApiError::TargetNotAllowed)
+    }
+
+    /// The most specific target covering `requested`, whoever asks.
+    fn covering(&self, requested: &Url) -> Option<&Target> {
         self.targets
             .iter()
             .filter(|target| target.pattern.matches(requested))
             .max_by_key(|target| target.pattern.specificity())
-            .filter(|target| target.permits(caller))
-            .ok_or(ApiError::TargetNotAllowed)
     }
+}
+
+/// Identifies the caller of a token request for `requested`: a cookie caller's session
+/// and the cached token it would get are read in one store round trip (`MGET`).
+pub async fn identify_token_caller(
+    caller_deps: &CallerDeps<'_>,
+    table: &TargetTable,
+    cache: &TokenCache,
+    request: &HttpRequest,
+    requested: Option<&Url>,
+) -> Result<(Option<Caller>, Option<Prefetched>), ApiError> {
+    let target = requested.and_then(|requested| table.covering(requested));
+    let (caller, read) = Caller::identify_with(caller_deps, request, |ticket| {
+        let target = target?;
+        match target.config.strategy {
+            Strategy::AccessToken => None,
+            Strategy::Exchange { .. } | Strategy::Jwt { .. } => {
+                Some(issue::session_slot(cache, ticket, target).key)
+            }
+            Strategy::ClientCredentials { .. } | Strategy::Password { .. } => {
+                Some(issue::service_slot(cache, target).key)
+            }
+        }
+    })
+    .await?;
+    Ok((caller, read.map(|(key, value)| Prefetched { key, value })))
 }

@@ -27,6 +27,7 @@ mod proxy;
 mod redaction;
 mod redirects;
 mod refusal_logs;
+mod round_trips;
 mod session_refresh;
 mod session_store_faults;
 mod sessions;

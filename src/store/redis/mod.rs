@@ -222,6 +222,12 @@ impl KeyValueStore for RedisStore {
         self.link.query(&cmd).await
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(keys);
+        self.link.query(&cmd).await
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value).arg("PX").arg(ttl_millis(ttl));
