@@ -5,8 +5,8 @@
 
 use std::net::IpAddr;
 
-use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, ORIGIN};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, web};
 
 use super::path::upstream_url;
@@ -110,6 +110,14 @@ impl Proxy {
                 }
                 ForwardError::Unavailable(check) => refuse(check, ApiError::UpstreamUnavailable),
             })
+    }
+
+    /// Counts one answer in `identity_proxy_requests_total{target, status}`.
+    pub fn count(&self, route: &ProxyRoute, status: StatusCode) {
+        self.metrics
+            .requests
+            .with_label_values(&[route.target_url.as_str(), status.as_str()])
+            .inc();
     }
 
     /// SPEC 9, the rule `POST /token` uses ([`allows_credentialed_request`]): an `Origin`

@@ -1,5 +1,4 @@
-//! `<proxy_path>/<rest>` (SPEC 9): any method to a proxied target. The handler parses the
-//! request, hands it to [`Proxy::serve`] (checks, token, forwarding) and counts the answer.
+//! `<proxy_path>/<rest>` (SPEC 9), any method: parse, [`Proxy::serve`], count the answer.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
@@ -49,12 +48,10 @@ pub async fn proxy_request(
         tokens: state.token_deps(),
         cors: &state.cors_origins,
     };
-    let response = (proxy.serve(route, call, deps, payload).await)
+    let response = proxy
+        .serve(route, call, deps, payload)
+        .await
         .unwrap_or_else(|error| error.error_response());
-    proxy
-        .metrics
-        .requests
-        .with_label_values(&[route.target_url.as_str(), response.status().as_str()])
-        .inc();
+    proxy.count(route, response.status());
     response
 }
