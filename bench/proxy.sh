@@ -89,10 +89,13 @@ sleep 1
 RUST_LOG=warn "$bin" --config "$workdir/bench.toml" >"$workdir/service.log" 2>&1 &
 service_pid=$!
 pids+=($service_pid)
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$service_port/health/ready" >/dev/null && break
+ready=
+for _ in $(seq 1 150); do
+  curl -sf "http://127.0.0.1:$service_port/health/ready" >/dev/null && { ready=1; break; }
+  kill -0 "$service_pid" 2>/dev/null || break
   sleep 0.2
 done
+[ -n "$ready" ] || { echo "the service did not become ready" >&2; for log in service op; do tail -n 20 "$workdir/$log.log" >&2; done; exit 1; }
 cookie=$(bench/login.sh "http://127.0.0.1:$service_port")
 hdr=(-H "Cookie: ctIDENTITY=$cookie" -H "X-Requested-With: bench")
 curl -sf "${hdr[@]}" "http://127.0.0.1:$service_port/api/small/item" | grep -q '"small json"' \
@@ -120,7 +123,7 @@ run() { # name url pids...
   printf '%-7s %10s req/s  p99 %8s  proxy CPU %6s us/request\n' "$name" "$rps" "$p99" "$us"
   eval "cpu_$name=$us"
 }
-result="bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ).txt"
+result="bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
   echo "# proxied GET of a small JSON, release build, $(nproc) cores, $(date -u +%FT%TZ), store=$store"
   echo "# wrk -t2 -c$connections -d${duration}s; CPU = user+system time of the proxy process(es) / requests"
@@ -150,16 +153,20 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
     pids+=($!)
-    sleep 0.5
+    # A loaded machine can take more than a moment to start Python.
+    for _ in $(seq 1 50); do
+      curl -s -o /dev/null "http://127.0.0.1:$sink_port/0" && break
+      sleep 0.2
+    done
     rss() { awk '/VmRSS/ { print $2 }' "/proc/$service_pid/status"; }
     hwm() { awk '/VmHWM/ { print $2 }' "/proc/$service_pid/status"; }
     size=100000000
     r0=$(rss); h0=$(hwm)
-    got=$(curl -sf "${hdr[@]}" -o /dev/null -w '%{size_download}' "http://127.0.0.1:$service_port/api/big/$size")
+    got=$(curl -sS "${hdr[@]}" -o /dev/null -w '%{size_download} bytes, HTTP %{http_code}' "http://127.0.0.1:$service_port/api/big/$size")
     r1=$(rss); h1=$(hwm)
-    echo "100 MB download: $got bytes; RSS ${r0} -> ${r1} KiB, peak (VmHWM) ${h0} -> ${h1} KiB (growth $(( (h1 - h0) / 1024 )) MiB)"
+    echo "100 MB download: $got; RSS ${r0} -> ${r1} KiB, peak (VmHWM) ${h0} -> ${h1} KiB (growth $(( (h1 - h0) / 1024 )) MiB)"
     head -c $size /dev/zero >"$workdir/upload.bin"
-    got=$(curl -sf "${hdr[@]}" -T "$workdir/upload.bin" "http://127.0.0.1:$service_port/api/big/up")
+    got=$(curl -sS "${hdr[@]}" -T "$workdir/upload.bin" "http://127.0.0.1:$service_port/api/big/up")
     r2=$(rss); h2=$(hwm)
     echo "100 MB upload: upstream read $got bytes; RSS ${r1} -> ${r2} KiB, peak (VmHWM) ${h1} -> ${h2} KiB (growth $(( (h2 - h1) / 1024 )) MiB)"
   fi

@@ -2,27 +2,27 @@
 //! reachable through the service, which attaches the caller's token itself so that it
 //! never reaches the browser.
 //!
-//! This module knows nothing of sessions or token strategies: the handler
-//! (`routes/proxy.rs`) identifies the caller, checks permission and obtains the token;
-//! [`Proxy`] then resolves the path ([`path`]), filters headers ([`headers`]) and streams
-//! the request and the response ([`forward`]) over one connection pool per target.
+//! The handler (`routes/proxy.rs`) parses the request and calls [`Proxy::serve`]
+//! ([`serve`]), which checks the caller (session, CSRF, permission), obtains the token as
+//! `POST /token` would, resolves the path ([`path`]), filters headers ([`headers`]) and
+//! streams the request and the response ([`forward`]) over one connection pool per target.
 
 pub mod forward;
 pub mod headers;
 pub mod openapi;
 pub mod path;
+pub mod serve;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use actix_web::http::header::{HeaderMap, ORIGIN};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
-use url::Url;
+use url::{Origin, Url};
 
 use crate::config::{Config, Transport};
-use crate::origin::OriginPolicy;
 
 pub use forward::{ForwardError, Incoming};
+pub use serve::{ProxyCall, ProxyDeps};
 
 /// Idle keep-alive connections to a target are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -86,7 +86,7 @@ pub struct Proxy {
     trusted_proxies: Vec<ipnet::IpNet>,
     public_proto: String,
     public_host: String,
-    own_origin: String,
+    own_origin: Origin,
 }
 
 impl Proxy {
@@ -134,7 +134,7 @@ impl Proxy {
             trusted_proxies: config.server.trusted_proxies.clone(),
             public_proto: public_url.scheme().to_owned(),
             public_host,
-            own_origin: public_url.origin().ascii_serialization(),
+            own_origin: public_url.origin(),
         })
     }
 
@@ -151,17 +151,5 @@ impl Proxy {
     /// Whether `peer` is one of `server.trusted_proxies`.
     pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
         peer.is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)))
-    }
-
-    /// SPEC 9 (as for `POST /token`): a proxied request carries `X-Requested-With`, which a
-    /// cross-site form cannot send, or an `Origin` that is ours or in `[cors] allowed_origins`.
-    pub fn same_site(&self, headers: &HeaderMap, cors: &OriginPolicy) -> bool {
-        if headers.contains_key("x-requested-with") {
-            return true;
-        }
-        headers
-            .get(ORIGIN)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|origin| origin == self.own_origin || cors.allows_header_value(origin))
     }
 }

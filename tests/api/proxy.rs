@@ -382,6 +382,19 @@ async fn cross_site_requests_are_403_forbidden_for_every_method() {
 }
 
 #[tokio::test]
+async fn x_requested_with_does_not_excuse_a_foreign_origin() {
+    let s = setup().await;
+    let response = s
+        .request(reqwest::Method::GET, "/api/echo/x")
+        .header("Origin", "https://evil.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 403, "FORBIDDEN").await;
+    assert!(s.upstream.requests().is_empty());
+}
+
+#[tokio::test]
 async fn paths_that_leave_the_target_are_400_and_never_sent() {
     let s = setup().await;
     for path in [
