@@ -1,7 +1,9 @@
-//! Prometheus metrics: request counts and latency by route and status (actix-web-prom),
+//! Prometheus metrics: request counts and latency by route and status,
 //! plus logins, logouts, token requests, session store errors and upstream latency.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
 
 /// Our own counters and histograms, registered in the registry that `/metrics` serves.
 #[derive(Clone)]
@@ -55,5 +57,66 @@ impl Metrics {
         registry.register(Box::new(metrics.store_errors.clone()))?;
         registry.register(Box::new(metrics.upstream_latency.clone()))?;
         Ok(metrics)
+    }
+}
+
+/// Requests by route, method and status, and their latency (`identity_http_*`).
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl HttpMetrics {
+    /// Creates the request metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let labels = ["endpoint", "method", "status"];
+        let metrics = Self {
+            requests: IntCounterVec::new(
+                Opts::new("identity_http_requests_total", "HTTP requests served"),
+                &labels,
+            )?,
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "identity_http_requests_duration_seconds",
+                    "HTTP request duration in seconds",
+                ),
+                &labels,
+            )?,
+        };
+        registry.register(Box::new(metrics.requests.clone()))?;
+        registry.register(Box::new(metrics.duration.clone()))?;
+        Ok(metrics)
+    }
+
+    /// The counters of one route, method and status (resolve once, count often).
+    pub fn route(&self, route: String, method: &str, status: u16) -> RouteMetrics {
+        let status_text = status.to_string();
+        let labels = [route.as_str(), method, status_text.as_str()];
+        RouteMetrics {
+            requests: self.requests.with_label_values(&labels),
+            duration: self.duration.with_label_values(&labels),
+            route,
+        }
+    }
+}
+
+/// The counters of one route, method and status.
+pub struct RouteMetrics {
+    requests: IntCounter,
+    duration: Histogram,
+    route: String,
+}
+
+impl RouteMetrics {
+    /// Counts one request that took `elapsed`.
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        self.requests.inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// The route label (the pattern, or `UNKNOWN`).
+    pub fn label(&self) -> &str {
+        &self.route
     }
 }

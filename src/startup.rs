@@ -7,20 +7,18 @@ use actix_web::body::EitherBody;
 use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
-use actix_web_prom::PrometheusMetricsBuilder;
-use tracing_actix_web::TracingLogger;
 
 use crate::config::{Config, StoreKind};
 use crate::error::{ApiError, StartupError};
 use crate::extract;
 use crate::limits::{self, Limits};
-use crate::metrics::Metrics;
+use crate::metrics::{HttpMetrics, Metrics};
 use crate::origin::OriginPolicy;
 use crate::routes;
-use crate::routes::health::MetricsListener;
+use crate::routes::health::{MetricsListener, MetricsRegistry};
 use crate::state::AppState;
 use crate::store::{AnyStore, MemoryStore, RedisStore};
-use crate::telemetry::{self, RedactedRootSpan};
+use crate::telemetry::{RequestTelemetry, RouteLabel};
 
 /// Seconds in-flight requests get to finish after SIGTERM.
 const SHUTDOWN_GRACE_SECONDS: u64 = 8;
@@ -57,6 +55,7 @@ impl Application {
         };
         let registry = prometheus::Registry::new();
         let metrics = Metrics::register(&registry).map_err(StartupError::Metrics)?;
+        let http_metrics = HttpMetrics::register(&registry).map_err(StartupError::Metrics)?;
         let base_path = config.server.base_path.clone();
         let config_store_kind = config.session.store;
         let workers = config.server.workers;
@@ -73,12 +72,13 @@ impl Application {
             &state.config.server.trusted_proxies,
             &base_path,
         );
-        let prometheus = PrometheusMetricsBuilder::new("identity")
-            .registry(registry)
-            .endpoint(&metrics_path(gate.as_ref(), &base_path))
-            .mask_unmatched_patterns("UNKNOWN")
-            .build()
-            .map_err(|error| StartupError::Part(format!("cannot set up metrics: {error}")))?;
+        let metrics_path = metrics_path(gate.as_ref(), &base_path);
+        let metrics_registry = web::Data::new(MetricsRegistry(registry));
+        // Labels are relative to the base path; the metrics listener's path is not under it.
+        let metrics_label = metrics_path
+            .strip_prefix(base_path.as_str())
+            .unwrap_or(&metrics_path)
+            .to_owned();
         let cors_origins = state.cors_origins.clone();
         let worker_redis_url = match config_store_kind {
             StoreKind::Redis => Some(state.config.session.redis_url.clone()),
@@ -94,7 +94,6 @@ impl Application {
             App::new()
                 .wrap(cors(cors_origins.clone()))
                 .wrap_fn(strip_credentials_without_origin)
-                .wrap(prometheus.clone())
                 .wrap_fn({
                     let gate = gate.clone();
                     move |request, service| metrics_gate(gate.as_ref(), request, service)
@@ -103,8 +102,7 @@ impl Application {
                     let limits = limits.clone();
                     move |request, service| limits::enforce(&limits, request, service)
                 })
-                .wrap_fn(telemetry::request_id_header)
-                .wrap(TracingLogger::<RedactedRootSpan>::new())
+                .wrap(RequestTelemetry::new(http_metrics.clone(), &base_path))
                 .app_data(worker_state(&state, worker_redis_url.as_deref()))
                 .app_data(openapi.clone())
                 .app_data(extract::payload_config())
@@ -112,6 +110,12 @@ impl Application {
                 .app_data(extract::json_config())
                 .app_data(extract::query_config())
                 .app_data(proxy.clone())
+                .app_data(metrics_registry.clone())
+                .service(
+                    web::resource(&metrics_path)
+                        .app_data(RouteLabel(metrics_label.clone()))
+                        .route(web::get().to(routes::health::get_metrics)),
+                )
                 .service(
                     web::scope(&base_path)
                         .configure(|scope| routes::proxy::configure(scope, &proxy))

@@ -94,3 +94,20 @@ fn without_detail(health: &mut Health) {
         }
     }
 }
+
+/// The registry `GET /metrics` renders.
+pub struct MetricsRegistry(pub prometheus::Registry);
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn get_metrics(registry: web::Data<MetricsRegistry>) -> HttpResponse {
+    let encoder = prometheus::TextEncoder::new();
+    match encoder.encode_to_string(&registry.0.gather()) {
+        Ok(text) => HttpResponse::Ok()
+            .content_type(prometheus::TEXT_FORMAT)
+            .body(text),
+        Err(error) => {
+            tracing::error!(%error, "cannot render the metrics");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}

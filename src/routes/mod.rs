@@ -54,6 +54,7 @@ fn resource(
     >,
 > {
     web::resource(path)
+        .app_data(crate::telemetry::RouteLabel(path.to_owned()))
         .wrap(actix_web::middleware::from_fn(
             crate::extract::refuse_declared_large_bodies,
         ))

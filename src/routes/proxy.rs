@@ -16,6 +16,10 @@ pub fn configure(config: &mut web::ServiceConfig, proxy: &Proxy) {
         config.service(
             web::scope(&route.proxy_path)
                 .app_data(RouteIndex(index))
+                .app_data(crate::telemetry::RouteLabel(format!(
+                    "{}/*",
+                    route.proxy_path
+                )))
                 .default_service(web::to(proxy_request)),
         );
     }

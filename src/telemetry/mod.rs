@@ -1,22 +1,29 @@
-//! Logging (SPEC 3 `[log]`, SPEC 7): a tracing subscriber writing text or one JSON object
-//! per line through a non-blocking writer, the per-request span, the access line and the
-//! `X-Request-Id` response header.
+//! Logging (SPEC 3 `[log]`, SPEC 7) and the request middleware.
+//!
+//! - [`init_with`]: the subscriber for `[log]`, text or one JSON object per line, written
+//!   from a background thread; lines logged while a request is served name it
+//!   ([`request`]).
+//! - [`RequestTelemetry`] (the outermost middleware): the request id (`X-Request-Id`),
+//!   one access line per request ([`access`]) and the request counters of `/metrics`.
 //!
 //! Access lines carry the method, the path (never the query string, which holds codes,
 //! `state` values and tokens on some routes), the matched route, the status, the duration
-//! and the request id. They are events of target [`ACCESS_TARGET`], so `access = false`
-//! is one filter directive.
+//! and the request id. They belong to target [`ACCESS_TARGET`], so `access = false` is
+//! one filter directive.
 
-use std::time::Instant;
+mod access;
+mod middleware;
+mod request;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{Error, HttpMessage};
-use tracing::Span;
-use tracing_actix_web::{RequestId, RootSpanBuilder};
+pub use middleware::{RequestTelemetry, RequestTelemetryService, RouteLabel, UNMATCHED_ROUTE};
+
+use std::io::{BufWriter, Stdout};
+
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -34,6 +41,7 @@ pub fn init() {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .event_format(request::WithRequest::text(ansi()))
         .try_init();
 }
 
@@ -42,100 +50,99 @@ pub fn init() {
 /// until exit: dropping it flushes what is still queued. `None` when a subscriber was
 /// already installed.
 pub fn init_with(log: &LogConfig) -> Option<WorkerGuard> {
-    let mut filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
-        _ => EnvFilter::new(&log.level),
+    let (writer, guard) = tracing_appender::non_blocking(batched_stdout());
+    let access_writer = writer.clone();
+    let installed = match (level_filter(log), log.format) {
+        (Filter::Targets(filter), LogFormat::Text) => text_subscriber()
+            .with_writer(writer)
+            .finish()
+            .with(filter)
+            .try_init()
+            .is_ok(),
+        (Filter::Targets(filter), LogFormat::Json) => json_subscriber()
+            .with_writer(writer)
+            .finish()
+            .with(filter)
+            .try_init()
+            .is_ok(),
+        (Filter::Env(filter), LogFormat::Text) => text_subscriber()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .try_init()
+            .is_ok(),
+        (Filter::Env(filter), LogFormat::Json) => json_subscriber()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .try_init()
+            .is_ok(),
     };
-    if !log.access
-        && let Ok(directive) = format!("{ACCESS_TARGET}=off").parse()
-    {
-        filter = filter.add_directive(directive);
+    if installed {
+        access::write_directly(access_writer, log.format);
     }
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-    let installed = match log.format {
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_target(false)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .with_writer(writer)
-            .try_init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_target(false)
-            .with_env_filter(filter)
-            .with_writer(writer)
-            .try_init(),
-    };
-    installed.ok().map(|()| guard)
+    installed.then_some(guard)
 }
 
-/// When the request started (for the access line's duration).
-#[derive(Clone, Copy)]
-struct Started(Instant);
+fn ansi() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+}
 
-/// Request spans without query strings, and the access line at their end.
-pub struct RedactedRootSpan;
+/// Text lines: time, level, message, fields, then the request's fields.
+fn text_subscriber() -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::DefaultFields,
+    request::WithRequest,
+> {
+    tracing_subscriber::fmt()
+        .with_ansi(ansi())
+        .event_format(request::WithRequest::text(ansi()))
+}
 
-impl RootSpanBuilder for RedactedRootSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        request.extensions_mut().insert(Started(Instant::now()));
-        let request_id = request.extensions().get::<RequestId>().copied();
-        tracing::info_span!(
-            "request",
-            method = %request.method(),
-            path = %request.path(),
-            request_id = %request_id.map(|id| id.to_string()).unwrap_or_default(),
-        )
-    }
+/// One JSON object per line: the event's fields flat, the request's under `span`.
+fn json_subscriber() -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::JsonFields,
+    request::WithRequest,
+> {
+    tracing_subscriber::fmt()
+        .json()
+        .event_format(request::WithRequest::json())
+}
 
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let _entered = span.enter();
-        match outcome {
-            Ok(response) => {
-                let request = response.request();
-                let duration_ms = request
-                    .extensions()
-                    .get::<Started>()
-                    .map(|started| started.0.elapsed().as_secs_f64() * 1000.0)
-                    .unwrap_or_default();
-                let route = request
-                    .match_pattern()
-                    .unwrap_or_else(|| "UNKNOWN".to_owned());
-                tracing::info!(
-                    target: ACCESS_TARGET,
-                    route = %route,
-                    status = response.status().as_u16(),
-                    duration_ms,
-                    "served"
-                );
+/// Which lines are written (made once at start: the size of a variant does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Filter {
+    /// `log.level` as per-target levels: decided once per call site.
+    Targets(Targets),
+    /// `RUST_LOG`, or a `log.level` with span or field filters: the full `EnvFilter`.
+    Env(EnvFilter),
+}
+
+/// `RUST_LOG` when set, else `log.level`; `access = false` turns the access lines off.
+fn level_filter(log: &LogConfig) -> Filter {
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|directives| !directives.trim().is_empty());
+    let targets = match &from_env {
+        Some(_) => None,
+        None => log.level.parse::<Targets>().ok(),
+    };
+    match targets {
+        Some(targets) if !log.access => {
+            Filter::Targets(targets.with_target(ACCESS_TARGET, LevelFilter::OFF))
+        }
+        Some(targets) => Filter::Targets(targets),
+        None => {
+            let mut filter = EnvFilter::new(from_env.as_deref().unwrap_or(&log.level));
+            if !log.access
+                && let Ok(directive) = format!("{ACCESS_TARGET}=off").parse()
+            {
+                filter = filter.add_directive(directive);
             }
-            Err(error) => tracing::warn!(%error, "request failed"),
+            Filter::Env(filter)
         }
     }
 }
 
-/// Middleware (for `wrap_fn`, inside `TracingLogger`): sets `X-Request-Id` on the response.
-pub fn request_id_header<S, B>(
-    request: ServiceRequest,
-    service: &S,
-) -> impl std::future::Future<Output = Result<ServiceResponse<B>, Error>> + use<S, B>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-{
-    let request_id = request.extensions().get::<RequestId>().copied();
-    let response = service.call(request);
-    async move {
-        let mut response = response.await?;
-        if let Some(id) = request_id
-            && let Ok(value) = HeaderValue::from_str(&id.to_string())
-        {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
-        }
-        Ok(response)
-    }
+/// Stdout for the log thread: lines queued meanwhile leave in one `write(2)` (the log
+/// thread flushes whenever its queue is empty), not one call per line.
+fn batched_stdout() -> BufWriter<Stdout> {
+    BufWriter::with_capacity(64 * 1024, std::io::stdout())
 }
