@@ -135,8 +135,17 @@ impl Caller {
     /// Name, roles, groups, attributes.
     pub fn profile(&self) -> &Profile {
         match self {
-            Self::Session(session) => &session.record.profile,
+            Self::Session(session) => session.record.profile.get(),
             Self::Bearer(identity) => &identity.profile,
+        }
+    }
+
+    /// The profile as one JSON object (`name`, `roles`, `groups`, `attributes`): a
+    /// session's as stored, without parsing it.
+    pub fn profile_json(&self) -> Result<std::borrow::Cow<'_, str>, serde_json::Error> {
+        match self {
+            Self::Session(session) => Ok(session.record.profile.json().into()),
+            Self::Bearer(identity) => serde_json::to_string(&identity.profile).map(Into::into),
         }
     }
 

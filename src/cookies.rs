@@ -54,8 +54,17 @@ impl CookieSettings {
     }
 
     /// The session ticket the request carries, if well-formed.
+    /// Reads the `Cookie` headers in place (the first cookie of that name counts), without
+    /// building the request's cookie jar: this runs on every authenticated request.
     pub fn ticket(&self, request: &HttpRequest) -> Option<SessionTicket> {
-        SessionTicket::parse(request.cookie(&self.name)?.value())
+        request
+            .headers()
+            .get_all(actix_web::http::header::COOKIE)
+            .filter_map(|header| std::str::from_utf8(header.as_bytes()).ok())
+            .flat_map(|header| header.split(';'))
+            .filter_map(|pair| Cookie::parse_encoded(pair.trim()).ok())
+            .find(|cookie| cookie.name() == self.name)
+            .and_then(|cookie| SessionTicket::parse(cookie.value()))
     }
 
     /// Whether the request carries a session cookie at all.

@@ -292,10 +292,7 @@ pub fn printable(text: &str) -> String {
 /// A JSON response with our content type and `Cache-Control: no-store`.
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     match serde_json::to_vec(body) {
-        Ok(bytes) => HttpResponse::build(status)
-            .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)))
-            .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .body(bytes),
+        Ok(bytes) => json_text_response(status, bytes),
         Err(error) => {
             tracing::error!(%error, "could not serialise a response body");
             HttpResponse::InternalServerError()
@@ -304,6 +301,17 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> HttpResponse 
                 .body(r#"{"error":"INTERNAL_ERROR","errorMessage":"Internal error"}"#)
         }
     }
+}
+
+/// A response whose body is JSON already (`no-store`, like [`json_response`]).
+pub fn json_text_response(
+    status: StatusCode,
+    json: impl actix_web::body::MessageBody + 'static,
+) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(json)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::{claims, flow};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::error::{ApiError, printable};
 use crate::redirect::{RedirectPolicy, ReturnUrl};
-use crate::session::{PendingLogins, SessionRecord, SessionService, SessionTicket};
+use crate::session::{PendingLogins, SessionRecord, SessionService, SessionTicket, StoredProfile};
 
 /// What finishing a login needs.
 pub struct LoginDeps<'a> {
@@ -110,12 +110,13 @@ pub async fn complete_login(
     let now = unix_now_ms();
     let record = SessionRecord {
         provider: provider.id().to_owned(),
-        profile: claims::map_profile(&provider.config, &outcome.claims),
+        profile: StoredProfile::new(claims::map_profile(&provider.config, &outcome.claims))
+            .map_err(ApiError::Internal)?,
         subject: outcome.subject,
         sid: outcome.sid,
         created_at_ms: now,
         last_touch_ms: now,
-        tokens: outcome.tokens,
+        tokens: outcome.tokens.into(),
     };
     // Never keep a pre-login session: the browser gets a new ticket, the old one dies.
     if let Some(previous) = callback.previous

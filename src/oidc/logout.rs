@@ -115,7 +115,7 @@ impl EndSession {
         }
         let endpoint = provider.current()?.end_session_endpoint.clone()?;
         let mut query = vec![("client_id", provider.config.client_id.clone())];
-        if let Some(id_token) = &session.record.tokens.id_token {
+        if let Some(id_token) = &session.record.tokens.get().id_token {
             query.insert(0, ("id_token_hint", id_token.clone()));
         }
         Some(Self { endpoint, query })

@@ -39,24 +39,24 @@ pub async fn access_token(
     state: &RefreshDeps<'_>,
     session: &LoadedSession,
 ) -> Result<(String, i64), ApiError> {
-    if let Some(usable) = usable(&session.record.tokens, session.expires_at) {
+    if let Some(usable) = usable(session.record.tokens.get(), session.expires_at) {
         return Ok(usable);
     }
-    if session.record.tokens.refresh_token.is_none() {
+    if session.record.tokens.get().refresh_token.is_none() {
         return Err(ApiError::Unauthorized(
             "The session's access token has expired; log in again",
         ));
     }
     let ticket = session.ticket.clone();
-    let original = session.record.tokens.access_token.clone();
+    let original = session.record.tokens.get().access_token.clone();
     let lock = format!("{}:refresh", ticket.storage_key(state.key_prefix));
     state
         .flights
         .run(
             &lock,
             async || match state.sessions.load(ticket.clone()).await? {
-                Some(current) => Ok(usable(&current.record.tokens, current.expires_at)
-                    .or_else(|| renewed_since(&current.record.tokens, original.as_deref()))),
+                Some(current) => Ok(usable(current.record.tokens.get(), current.expires_at)
+                    .or_else(|| renewed_since(current.record.tokens.get(), original.as_deref()))),
                 None => Err(ApiError::Unauthorized("The session has ended")),
             },
             async || refresh(state, ticket.clone()).await,
@@ -97,6 +97,7 @@ async fn refresh(
     let refresh_token = session
         .record
         .tokens
+        .get()
         .refresh_token
         .clone()
         .ok_or(ApiError::Unauthorized("The session cannot be refreshed"))?;
@@ -132,7 +133,7 @@ async fn refresh(
             // answer is kept or handed out.
             if let Some(id_token) = &answer.id_token {
                 let original = OriginalLogin {
-                    id_token: session.record.tokens.id_token.as_deref(),
+                    id_token: session.record.tokens.get().id_token.as_deref(),
                     subject: &session.record.subject,
                 };
                 if let Err(check) =
@@ -145,7 +146,7 @@ async fn refresh(
                 }
             }
             let now = unix_now();
-            let tokens = &mut session.record.tokens;
+            let mut tokens = session.record.tokens.get().clone();
             tokens.access_token = Some(answer.access_token.clone());
             tokens.access_token_issued_at = Some(now);
             tokens.access_token_expires_at = answer
@@ -158,6 +159,7 @@ async fn refresh(
                 tokens.id_token = Some(id_token);
             }
             let expires_at = tokens.access_token_expires_at.unwrap_or(session.expires_at);
+            session.record.tokens.replace(tokens);
             if !state.sessions.update(&session).await? {
                 return Err(ApiError::Unauthorized("The session has ended"));
             }

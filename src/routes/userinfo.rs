@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::caller::Caller;
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorBody, json_response};
+use crate::error::{ApiError, ErrorBody, InternalError, json_response, json_text_response};
 use crate::state::AppState;
 
 /// A logged-in caller.
@@ -60,20 +60,47 @@ pub async fn get_userinfo(
             },
         ));
     };
-    let profile = caller.profile();
-    Ok(json_response(
+    // The answer is [`Authenticated`]: who and until when, then the profile's JSON as
+    // the session stores it (copied, not parsed and written again).
+    let who = serde_json::to_string(&Who {
+        authenticated: true,
+        subject: caller.subject(),
+        provider: caller.provider(),
+        expires_at: rfc3339(caller.expires_at()),
+    });
+    let (who, profile) = who
+        .and_then(|who| Ok((who, caller.profile_json()?)))
+        .map_err(|source| {
+            ApiError::Internal(InternalError::Serialize {
+                what: "a userinfo answer",
+                source,
+            })
+        })?;
+    Ok(json_text_response(
         StatusCode::OK,
-        &Authenticated {
-            authenticated: true,
-            name: &profile.name,
-            subject: caller.subject(),
-            provider: caller.provider(),
-            roles: &profile.roles,
-            groups: &profile.groups,
-            attributes: &profile.attributes,
-            expires_at: rfc3339(caller.expires_at()),
-        },
+        join_objects(&who, &profile),
     ))
+}
+
+/// The first keys of [`Authenticated`].
+#[derive(Serialize)]
+struct Who<'a> {
+    authenticated: bool,
+    subject: &'a str,
+    provider: &'a str,
+    #[serde(rename = "expiresAt")]
+    expires_at: String,
+}
+
+/// `{"a":1}` and `{"b":2}` → `{"a":1,"b":2}` (both non-empty JSON objects).
+fn join_objects(first: &str, second: &str) -> String {
+    let head = first.strip_suffix('}').unwrap_or(first);
+    let tail = second.strip_prefix('{').unwrap_or(second);
+    let mut joined = String::with_capacity(head.len() + tail.len() + 1);
+    joined.push_str(head);
+    joined.push(',');
+    joined.push_str(tail);
+    joined
 }
 
 /// The two shapes of `/userinfo`.

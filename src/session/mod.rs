@@ -5,7 +5,7 @@ mod record;
 mod slots;
 mod ticket;
 
-pub use record::{Profile, ProviderTokens, SessionRecord};
+pub use record::{Profile, ProviderTokens, SessionRecord, StoredProfile, StoredTokens};
 pub use slots::{MAX_LOGIN_COOKIE_VALUE, PendingLoginRefused, PendingLogins, SealedSlots};
 pub use ticket::SessionTicket;
 

@@ -4,6 +4,10 @@
 //! Stored form (format 1): a version byte, then length-prefixed fields. JWTs are kept as
 //! their three decoded base64url parts (a quarter smaller than the text, and cheaper to
 //! open than JSON); the profile, whose attributes are free-form JSON, is kept as JSON.
+//! The tokens come last and are read only when a request asks for them ([`StoredTokens`]):
+//! most requests (`/userinfo`, a cached service token) never do.
+
+use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,23 +20,69 @@ use crate::error::InternalError;
 const FORMAT: u8 = 1;
 
 /// One logged-in browser session.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct SessionRecord {
     /// Id of the provider the user logged in with.
     pub provider: String,
     /// The provider's `sub`.
     pub subject: String,
     /// The provider's session id (`sid` claim), for back-channel logout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     /// The user as `/userinfo` shows them.
-    pub profile: Profile,
+    pub profile: StoredProfile,
     /// Unix milliseconds of login.
     pub created_at_ms: i64,
     /// Unix milliseconds of the last idle-timer touch.
     pub last_touch_ms: i64,
     /// Tokens from the provider.
-    pub tokens: ProviderTokens,
+    pub tokens: StoredTokens,
+}
+
+/// The provider's tokens of a session, read from the stored form on first use and written
+/// back byte for byte while nobody replaced them.
+#[derive(Clone, Default)]
+pub struct StoredTokens {
+    /// The stored form of the token section, while the tokens are unchanged.
+    stored: Option<Vec<u8>>,
+    /// The tokens, once read (or as given).
+    read: OnceLock<ProviderTokens>,
+}
+
+impl StoredTokens {
+    /// The tokens (read from the stored form the first time).
+    pub fn get(&self) -> &ProviderTokens {
+        self.read.get_or_init(|| {
+            let mut input = Reader(self.stored.as_deref().unwrap_or_default());
+            // The section was authenticated with the record; a malformed one (a format
+            // this version cannot read) is as good as no tokens.
+            read_tokens(&mut input)
+                .filter(|_| input.0.is_empty())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Replaces the tokens (e.g. after a refresh).
+    pub fn replace(&mut self, tokens: ProviderTokens) {
+        *self = Self::from(tokens);
+    }
+}
+
+impl From<ProviderTokens> for StoredTokens {
+    fn from(tokens: ProviderTokens) -> Self {
+        Self {
+            stored: None,
+            read: OnceLock::from(tokens),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoredTokens {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.read.get() {
+            Some(tokens) => tokens.fmt(formatter),
+            None => formatter.write_str("ProviderTokens(not read)"),
+        }
+    }
 }
 
 /// Name, roles, groups and attributes mapped from the configured claim paths.
@@ -46,6 +96,47 @@ pub struct Profile {
     pub groups: Vec<String>,
     /// Configured `attributes` that the provider sent.
     pub attributes: Map<String, Value>,
+}
+
+/// A session's [`Profile`], kept as the JSON it is stored as and parsed on first use:
+/// `/userinfo` copies the JSON into its answer without parsing it.
+#[derive(Clone, Default)]
+pub struct StoredProfile {
+    /// `{"name":…,"roles":[…],"groups":[…],"attributes":{…}}`
+    json: String,
+    parsed: OnceLock<Profile>,
+}
+
+impl StoredProfile {
+    /// The stored form of `profile`.
+    pub fn new(profile: Profile) -> Result<Self, InternalError> {
+        let json = serde_json::to_string(&profile).map_err(|source| InternalError::Serialize {
+            what: "a session",
+            source,
+        })?;
+        Ok(Self {
+            json,
+            parsed: OnceLock::from(profile),
+        })
+    }
+
+    /// The profile (parsed the first time).
+    pub fn get(&self) -> &Profile {
+        // Only our own serialisation is ever stored (and it is authenticated).
+        self.parsed
+            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or_default())
+    }
+
+    /// The profile as one JSON object with the keys `name`, `roles`, `groups`, `attributes`.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+}
+
+impl std::fmt::Debug for StoredProfile {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(formatter)
+    }
 }
 
 /// The provider's tokens for this session.
@@ -83,25 +174,25 @@ impl std::fmt::Debug for ProviderTokens {
 impl SessionRecord {
     /// The stored (plaintext) form.
     pub fn encode(&self) -> Result<Vec<u8>, InternalError> {
-        let profile =
-            serde_json::to_string(&self.profile).map_err(|source| InternalError::Serialize {
-                what: "a session",
-                source,
-            })?;
-        let tokens = &self.tokens;
-        let mut out = Vec::with_capacity(256 + profile.len() + tokens_len(tokens));
+        let profile = self.profile.json();
+        let stored = self
+            .tokens
+            .stored
+            .as_deref()
+            .filter(|_| self.tokens.read.get().is_none());
+        let tokens_len = stored.map_or_else(|| tokens_len(self.tokens.get()), <[u8]>::len);
+        let mut out = Vec::with_capacity(256 + profile.len() + tokens_len);
         out.push(FORMAT);
         put_str(&mut out, &self.provider);
         put_str(&mut out, &self.subject);
         put_option(&mut out, self.sid.as_deref(), put_str);
         out.extend_from_slice(&self.created_at_ms.to_le_bytes());
         out.extend_from_slice(&self.last_touch_ms.to_le_bytes());
-        put_str(&mut out, &profile);
-        put_option(&mut out, tokens.id_token.as_deref(), put_token);
-        put_option(&mut out, tokens.access_token.as_deref(), put_token);
-        put_option(&mut out, tokens.access_token_expires_at, put_i64);
-        put_option(&mut out, tokens.access_token_issued_at, put_i64);
-        put_option(&mut out, tokens.refresh_token.as_deref(), put_token);
+        put_str(&mut out, profile);
+        match stored {
+            Some(section) => out.extend_from_slice(section),
+            None => put_tokens(&mut out, self.tokens.get()),
+        }
         Ok(out)
     }
 
@@ -116,24 +207,41 @@ impl SessionRecord {
         let sid = input.option(Reader::string)?;
         let created_at_ms = input.i64()?;
         let last_touch_ms = input.i64()?;
-        let profile = serde_json::from_slice(input.bytes()?).ok()?;
-        let tokens = ProviderTokens {
-            id_token: input.option(Reader::token)?,
-            access_token: input.option(Reader::token)?,
-            access_token_expires_at: input.option(Reader::i64)?,
-            access_token_issued_at: input.option(Reader::i64)?,
-            refresh_token: input.option(Reader::token)?,
+        let profile = StoredProfile {
+            json: input.string()?,
+            parsed: OnceLock::new(),
         };
-        input.0.is_empty().then_some(Self {
+        Some(Self {
             provider,
             subject,
             sid,
             profile,
             created_at_ms,
             last_touch_ms,
-            tokens,
+            tokens: StoredTokens {
+                stored: Some(input.0.to_vec()),
+                read: OnceLock::new(),
+            },
         })
     }
+}
+
+fn put_tokens(out: &mut Vec<u8>, tokens: &ProviderTokens) {
+    put_option(out, tokens.id_token.as_deref(), put_token);
+    put_option(out, tokens.access_token.as_deref(), put_token);
+    put_option(out, tokens.access_token_expires_at, put_i64);
+    put_option(out, tokens.access_token_issued_at, put_i64);
+    put_option(out, tokens.refresh_token.as_deref(), put_token);
+}
+
+fn read_tokens(input: &mut Reader<'_>) -> Option<ProviderTokens> {
+    Some(ProviderTokens {
+        id_token: input.option(Reader::token)?,
+        access_token: input.option(Reader::token)?,
+        access_token_expires_at: input.option(Reader::i64)?,
+        access_token_issued_at: input.option(Reader::i64)?,
+        refresh_token: input.option(Reader::token)?,
+    })
 }
 
 // The stored form is a handful of length-prefixed fields in a fixed order; a general
@@ -284,12 +392,13 @@ mod tests {
             provider: "local".to_owned(),
             subject: "alice".to_owned(),
             sid: Some("sid-1".to_owned()),
-            profile: Profile {
+            profile: StoredProfile::new(Profile {
                 name: "Alice".to_owned(),
                 roles: vec!["admin".to_owned()],
                 groups: vec![],
                 attributes,
-            },
+            })
+            .unwrap(),
             created_at_ms: 1,
             last_touch_ms: 2,
             tokens: ProviderTokens {
@@ -298,7 +407,8 @@ mod tests {
                 access_token_expires_at: Some(3),
                 access_token_issued_at: None,
                 refresh_token: Some("a.b".to_owned()),
-            },
+            }
+            .into(),
         }
     }
 
@@ -309,18 +419,43 @@ mod tests {
             let original = record(token);
             let stored = original.encode().unwrap();
             let back = SessionRecord::decode(&stored).unwrap();
+            assert_eq!(
+                back.encode().unwrap(),
+                stored,
+                "unread tokens are kept as stored"
+            );
+            assert_eq!(back.tokens.get().id_token.as_deref(), Some(token));
             assert_eq!(format!("{back:?}"), format!("{original:?}"));
-            assert_eq!(back.tokens.id_token.as_deref(), Some(token));
-            assert_eq!(back.tokens.refresh_token.as_deref(), Some("a.b"));
-            assert_eq!(back.profile.attributes, original.profile.attributes);
+            assert_eq!(back.tokens.get().refresh_token.as_deref(), Some("a.b"));
+            assert_eq!(back.profile.json(), original.profile.json());
+            assert_eq!(
+                back.profile.get().attributes,
+                original.profile.get().attributes
+            );
+            assert_eq!(
+                back.encode().unwrap(),
+                stored,
+                "read tokens are written the same"
+            );
         }
-        let json = serde_json::to_vec(&record(jwt)).unwrap();
-        assert!(record(jwt).encode().unwrap().len() < json.len() * 3 / 4);
+        let stored_jwt = record(jwt).encode().unwrap().len() - record("").encode().unwrap().len();
+        assert!(stored_jwt * 100 < jwt.len() * 85, "{stored_jwt} bytes for {}", jwt.len());
+    }
+
+    #[test]
+    fn replaced_tokens_are_the_ones_stored() {
+        let mut session = SessionRecord::decode(&record("x").encode().unwrap()).unwrap();
+        let mut tokens = session.tokens.get().clone();
+        tokens.access_token = Some("renewed".to_owned());
+        session.tokens.replace(tokens);
+        let back = SessionRecord::decode(&session.encode().unwrap()).unwrap();
+        assert_eq!(back.tokens.get().access_token.as_deref(), Some("renewed"));
+        assert_eq!(back.tokens.get().id_token.as_deref(), Some("x"));
     }
 
     #[test]
     fn other_stored_forms_are_unreadable() {
-        let json = serde_json::to_vec(&record("x")).unwrap();
+        let json = serde_json::to_vec(&serde_json::json!({"provider": "local"})).unwrap();
         assert!(SessionRecord::decode(&json).is_none());
         assert!(SessionRecord::decode(&[]).is_none());
         assert!(SessionRecord::decode(&[FORMAT, 0xff]).is_none());

@@ -3,7 +3,9 @@
 
 use identity_service::oidc::flow::PendingLogin;
 use identity_service::oidc::token_endpoint::TokenAnswer;
-use identity_service::session::{LoadedSession, SessionRecord, SessionTicket};
+use identity_service::session::{
+    LoadedSession, Profile, ProviderTokens, SessionRecord, SessionTicket, StoredProfile,
+};
 use identity_service::targets::{CachedToken, IssuedToken};
 use serde_json::json;
 
@@ -60,19 +62,25 @@ fn debug_of_token_holding_types_shows_no_secret() {
     .unwrap();
     assert_redacted(&format!("{pending:?}"));
 
-    let record: SessionRecord = serde_json::from_value(json!({
-        "provider": "op",
-        "subject": "alice",
-        "profile": {"name": "Alice", "roles": [], "groups": [], "attributes": {}},
-        "created_at_ms": 1,
-        "last_touch_ms": 1,
-        "tokens": {
-            "id_token": "id-token-SECRET",
-            "access_token": "access-SECRET",
-            "refresh_token": "refresh-SECRET",
-        },
-    }))
-    .unwrap();
+    let record = SessionRecord {
+        provider: "op".to_owned(),
+        subject: "alice".to_owned(),
+        sid: None,
+        profile: StoredProfile::new(Profile {
+            name: "Alice".to_owned(),
+            ..Profile::default()
+        })
+        .unwrap(),
+        created_at_ms: 1,
+        last_touch_ms: 1,
+        tokens: ProviderTokens {
+            id_token: Some("id-token-SECRET".to_owned()),
+            access_token: Some("access-SECRET".to_owned()),
+            refresh_token: Some("refresh-SECRET".to_owned()),
+            ..ProviderTokens::default()
+        }
+        .into(),
+    };
     assert_redacted(&format!("{record:?}"));
 
     let ticket = SessionTicket::generate().unwrap();
