@@ -2,11 +2,9 @@
 //! and the extractor configurations that cap bodies at 64 KiB and turn every malformed
 //! input into a 4xx JSON error.
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError, UrlencodedError};
 use actix_web::http::header::{CONTENT_LENGTH, HeaderMap};
-use actix_web::middleware::Next;
 use actix_web::web;
 
 use crate::error::ApiError;
@@ -14,28 +12,46 @@ use crate::error::ApiError;
 /// Largest request body we read (SPEC 7).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Middleware (for `actix_web::middleware::from_fn`): a request whose `Content-Length`
-/// says more than [`MAX_BODY_BYTES`] is answered 413 `PAYLOAD_TOO_LARGE` before any
-/// handler, so before authentication (SPEC 7). It wraps each resource whose body the
-/// extractors read (every resource of `routes::configure`); the API proxy keeps its own cap.
+/// The 64 KiB cap on declared bodies (SPEC 7): a request whose `Content-Length` says more
+/// than [`MAX_BODY_BYTES`] is answered 413 `PAYLOAD_TOO_LARGE` before any handler, so
+/// before authentication. The API proxy's paths keep their own cap (`proxy.max_body`).
 /// Bodies without a `Content-Length` are still capped by the extractors.
-pub async fn refuse_declared_large_bodies<B: MessageBody>(
-    request: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    if declared_length(request.headers()).is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+pub struct DeclaredBodyCap {
+    /// `<base_path><proxy_path>` of every proxied target.
+    proxy_prefixes: Vec<String>,
+}
+
+impl DeclaredBodyCap {
+    /// The cap for every path but those under `base_path` + one of `proxy_paths`.
+    pub fn new<'a>(base_path: &str, proxy_paths: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            proxy_prefixes: proxy_paths
+                .into_iter()
+                .map(|path| format!("{base_path}{path}"))
+                .collect(),
+        }
+    }
+
+    /// `Err(PAYLOAD_TOO_LARGE)` (logged) for a declared body over the cap.
+    pub fn check(&self, request: &ServiceRequest) -> Result<(), ApiError> {
+        let Some(length) = declared_length(request.headers()) else {
+            return Ok(());
+        };
+        let path = request.path();
+        let proxied = self.proxy_prefixes.iter().any(|prefix| {
+            path.strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        if length <= MAX_BODY_BYTES as u64 || proxied {
+            return Ok(());
+        }
         tracing::warn!(
             check = "Content-Length over 64 KiB",
-            path = %request.path(),
+            path = %path,
             "request body refused"
         );
-        return Ok(request
-            .error_response(ApiError::PayloadTooLarge)
-            .map_into_right_body());
+        Err(ApiError::PayloadTooLarge)
     }
-    next.call(request)
-        .await
-        .map(ServiceResponse::map_into_left_body)
 }
 
 /// The `Content-Length` a request declares (the HTTP layer already refused malformed ones).

@@ -13,11 +13,9 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::body::EitherBody;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{Error, ResponseError};
 use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -120,7 +118,8 @@ impl FailedAuthLimiter {
     }
 }
 
-/// What the limits middleware needs: the buckets and where they apply.
+/// The buckets and where they apply ([`Self::admit`] before a request is served,
+/// [`Self::observe`] after).
 pub struct Limits {
     login: Option<LoginLimiter>,
     failed_auth: Option<FailedAuthLimiter>,
@@ -193,59 +192,44 @@ impl Limits {
             (_, Ok(())) => None,
         }
     }
+}
 
-    /// Feeds the failed-auth bucket when the answer refused the credential.
-    fn observe(&self, kind: Kind, addr: IpAddr, status: StatusCode) {
-        let refused = match kind {
+/// A request the limits let through, and what they need to see of its answer.
+pub struct Admitted {
+    kind: Kind,
+    addr: IpAddr,
+}
+
+impl Limits {
+    /// Before serving: `Err(TOO_MANY_REQUESTS)` (logged) when the request's address is
+    /// over a limit; `Ok(Some(..))` when its answer must be seen ([`Self::observe`]).
+    pub fn admit(&self, request: &ServiceRequest) -> Result<Option<Admitted>, ApiError> {
+        if self.login.is_none() && self.failed_auth.is_none() {
+            return Ok(None);
+        }
+        let kind = self.kind(request);
+        if kind == Kind::Other {
+            return Ok(None);
+        }
+        let Some(addr) = client_address::of_request(request, &self.trusted_proxies) else {
+            return Ok(None);
+        };
+        if let Some((check, error)) = self.refusal(kind, addr) {
+            tracing::warn!(check, client = %addr, path = %request.path(), "refused: rate limit reached");
+            return Err(error);
+        }
+        Ok(Some(Admitted { kind, addr }))
+    }
+
+    /// After serving: feeds the failed-auth bucket when the answer refused the credential.
+    pub fn observe(&self, admitted: &Admitted, status: StatusCode) {
+        let refused = match admitted.kind {
             Kind::Bearer => status == StatusCode::UNAUTHORIZED,
             Kind::LogoutToken => status == StatusCode::BAD_REQUEST,
             Kind::Login | Kind::Other => false,
         };
         if refused && let Some(limiter) = &self.failed_auth {
-            limiter.record_failure(addr);
-        }
-    }
-}
-
-/// The middleware (for `wrap_fn`): refuses over-limit requests with 429 before they are
-/// served and counts refused credentials after.
-pub fn enforce<S, B>(
-    limits: &Arc<Limits>,
-    request: ServiceRequest,
-    service: &S,
-) -> impl std::future::Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>> + use<S, B>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-{
-    let limits = limits.clone();
-    let off = limits.login.is_none() && limits.failed_auth.is_none();
-    let kind = if off {
-        Kind::Other
-    } else {
-        limits.kind(&request)
-    };
-    let addr = match kind {
-        Kind::Other => None,
-        _ => client_address::of_request(&request, &limits.trusted_proxies),
-    };
-    let refusal = addr.and_then(|addr| limits.refusal(kind, addr).map(|r| (addr, r)));
-    let outcome = match refusal {
-        Some((addr, (check, error))) => {
-            tracing::warn!(check, client = %addr, path = %request.path(), "refused: rate limit reached");
-            Err(request.into_response(error.error_response()))
-        }
-        None => Ok(service.call(request)),
-    };
-    async move {
-        match outcome {
-            Err(response) => Ok(response.map_into_right_body()),
-            Ok(call) => {
-                let response = call.await?;
-                if let Some(addr) = addr {
-                    limits.observe(kind, addr, response.status());
-                }
-                Ok(response.map_into_left_body())
-            }
+            limiter.record_failure(admitted.addr);
         }
     }
 }

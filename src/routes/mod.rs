@@ -39,9 +39,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/health/ready").route(web::get().to(health::get_ready)));
 }
 
-/// A resource whose other methods answer 405 in our error shape.
-/// Bodies declared over 64 KiB are refused here, before authentication; the API proxy's
-/// scopes are not resources of this table and keep their own `proxy.max_body`.
+/// A resource whose other methods answer 405 in our error shape, labelled for the access
+/// line and the metrics.
 fn resource(
     path: &str,
 ) -> actix_web::Resource<
@@ -55,9 +54,6 @@ fn resource(
 > {
     web::resource(path)
         .app_data(crate::telemetry::RouteLabel(path.to_owned()))
-        .wrap(actix_web::middleware::from_fn(
-            crate::extract::refuse_declared_large_bodies,
-        ))
         .default_service(web::to(method_not_allowed))
 }
 

@@ -439,7 +439,11 @@ mod tests {
             );
         }
         let stored_jwt = record(jwt).encode().unwrap().len() - record("").encode().unwrap().len();
-        assert!(stored_jwt * 100 < jwt.len() * 85, "{stored_jwt} bytes for {}", jwt.len());
+        assert!(
+            stored_jwt * 100 < jwt.len() * 85,
+            "{stored_jwt} bytes for {}",
+            jwt.len()
+        );
     }
 
     #[test]
