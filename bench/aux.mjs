@@ -225,7 +225,7 @@ function report(casesFile, factsFile, out) {
   const errors = ours.reduce((s, c) => s + c.errors, 0) + facts.check_failures;
   target('errors', '0', `${errors} (non-2xx/3xx, socket errors, sessions no longer authenticated after the run: ${facts.check_failures})`, errors === 0);
   const rss = Math.max(...ours.map((c) => c.rss_mb));
-  target(`RSS (after ${facts.sessions} sessions, not 100,000)`, '< 50 MB', `${fmt(rss, 1)} MB peak`, rss < 50);
+  target(`RSS (after ${facts.sessions} sessions${facts.sessions >= 100000 ? "" : ", not 100,000"})`, '< 50 MB', `${fmt(rss, 1)} MB peak`, rss < 50);
   target('Redis per session', '≤ 2.5 KB', `${fmt(facts.redis_bytes_per_session)} bytes (MEMORY USAGE of our keys / sessions; ${facts.redis_keys} keys)`, facts.redis_bytes_per_session <= 2560);
   target('cookie', '≤ 100 bytes', `${login.cookie_bytes_max} bytes (name=value)`, login.cookie_bytes_max <= 100);
   push();
