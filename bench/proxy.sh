@@ -9,6 +9,12 @@
 # Needs: Rust, Node (dev/op), wrk and nginx (apt-get install wrk nginx); Redis when
 # STORE=redis (default memory: the proxy path itself, no Redis round trip).
 # Usage: bench/proxy.sh [DURATION_SECONDS] [CONNECTIONS]
+#   ROUNDS=N (default 3): floor and ours are measured N times in alternation and the
+#   ratio is taken between their medians (this machine drifts more than a single run shows).
+#   IDENTITY_BIN_B=PATH (with STORE=redis): a second binary beside the first, sharing its
+#   sessions, measured in the same alternation ("oursb"): a before/after of one change.
+#   PERF=DIR: also `perf record` the floor and the service during their runs into
+#   DIR/floor.data and DIR/ours.data (those runs then carry perf's overhead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -96,6 +102,18 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 [ -n "$ready" ] || { echo "the service did not become ready" >&2; for log in service op; do tail -n 20 "$workdir/$log.log" >&2; done; exit 1; }
+if [ -n "${IDENTITY_BIN_B:-}" ]; then
+  [ "$store" = redis ] || { echo "IDENTITY_BIN_B needs STORE=redis (shared sessions)" >&2; exit 1; }
+  service_b_port=$((service_port + 10))
+  sed "s/^bind = .*/bind = \"127.0.0.1:$service_b_port\"/" "$workdir/bench.toml" >"$workdir/bench-b.toml"
+  RUST_LOG=warn "$IDENTITY_BIN_B" --config "$workdir/bench-b.toml" >"$workdir/service-b.log" 2>&1 &
+  service_b_pid=$!
+  pids+=($service_b_pid)
+  for _ in $(seq 1 150); do
+    curl -sf "http://127.0.0.1:$service_b_port/health/ready" >/dev/null && break
+    sleep 0.2
+  done
+fi
 cookie=$(bench/login.sh "http://127.0.0.1:$service_port")
 hdr=(-H "Cookie: ctIDENTITY=$cookie" -H "X-Requested-With: bench")
 curl -sf "${hdr[@]}" "http://127.0.0.1:$service_port/api/small/item" | grep -q '"small json"' \
@@ -110,27 +128,46 @@ ticks() { # CPU ticks (user+system) of the given pids and their threads
 }
 nginx_pids() { echo "$(cat "$1/nginx.pid") $(pgrep -P "$(cat "$1/nginx.pid")" | tr '\n' ' ')"; }
 hz=$(getconf CLK_TCK)
+cpu_floor=(); cpu_ours=(); cpu_oursb=(); cpu_direct=()
 run() { # name url pids...
   local name=$1 url=$2; shift 2
   local before after out reqs
+  local perf_pid=""
+  if [ -n "${PERF:-}" ] && [ "$name" != direct ]; then
+    mkdir -p "$PERF"
+    perf record -e cpu-clock -F 999 --call-graph dwarf -p "$(echo "$@" | tr ' ' ',')" -o "$PERF/$name.data" \
+      -- sleep "$duration" >"$workdir/perf.log" 2>&1 &
+    perf_pid=$!
+  fi
   before=$(ticks "$@")
   out=$(wrk -t2 -c"$connections" -d"${duration}s" --latency "${hdr[@]}" "$url")
   after=$(ticks "$@")
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   reqs=$(printf '%s\n' "$out" | awk '/requests in/ { print $1 }')
   rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ { print $2 }')
   p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
   us=$(python3 -c "print(round(($after - $before) * 1e6 / $hz / $reqs, 1))")
   printf '%-7s %10s req/s  p99 %8s  proxy CPU %6s us/request\n' "$name" "$rps" "$p99" "$us"
-  eval "cpu_$name=$us"
+  eval "cpu_$name+=(\"$us\")"
 }
 result="bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
   echo "# proxied GET of a small JSON, release build, $(nproc) cores, $(date -u +%FT%TZ), store=$store"
   echo "# wrk -t2 -c$connections -d${duration}s; CPU = user+system time of the proxy process(es) / requests"
   run direct "http://127.0.0.1:$upstream_port/item" $(nginx_pids "$workdir/up")
-  run floor "http://127.0.0.1:$floor_port/item" $(nginx_pids "$workdir/floor")
-  run ours "http://127.0.0.1:$service_port/api/small/item" "$service_pid"
-  echo "ours / floor CPU per request: $(python3 -c "print(round($cpu_ours / $cpu_floor, 2))")"
+  for _ in $(seq 1 "${ROUNDS:-3}"); do
+    run floor "http://127.0.0.1:$floor_port/item" $(nginx_pids "$workdir/floor")
+    run ours "http://127.0.0.1:$service_port/api/small/item" "$service_pid"
+    [ -z "${IDENTITY_BIN_B:-}" ] || run oursb "http://127.0.0.1:$service_b_port/api/small/item" "$service_b_pid"
+  done
+  python3 - "${cpu_floor[*]}" "${cpu_ours[*]}" "${cpu_oursb[*]}" <<'PY'
+import statistics, sys
+floor, ours = (statistics.median(map(float, arg.split())) for arg in sys.argv[1:3])
+print(f"median CPU per request: floor {floor} us, ours {ours} us; ours / floor: {ours / floor:.2f}")
+if sys.argv[3].strip():
+    b = statistics.median(map(float, sys.argv[3].split()))
+    print(f"median CPU per request of B: {b} us; B / floor: {b / floor:.2f}; B / ours: {b / ours:.2f}")
+PY
 
   if [ "${MEMORY:-1}" != 0 ]; then
     python3 - "$sink_port" >"$workdir/sink.log" 2>&1 <<'PY' &
