@@ -1,29 +1,27 @@
-//! Sending one request to the target and the answer back, both bodies streamed: the
-//! browser's body is pumped chunk by chunk through a small bounded channel (so memory
-//! stays flat and a slow target slows the browser down), counted against `max_body`;
-//! the target's body is handed to actix as it arrives.
+//! Sending one request to the target and the answer back, both bodies streamed on the
+//! worker's thread: the client reads the browser's body chunk by chunk only as fast as the
+//! target takes it (so memory stays flat and a slow target slows the browser down), counted
+//! against `max_body`; the target's body is handed to actix as it arrives.
 
+use std::cell::Cell;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::rc::Rc;
 use std::time::Instant;
 
-use actix_web::body::SizedStream;
-use actix_web::http::StatusCode;
+use actix_web::body::{self, SizedStream};
+use actix_web::http::Uri;
 use actix_web::http::header::{
-    CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING,
+    AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderValue, TRANSFER_ENCODING,
 };
 use actix_web::{HttpResponse, web};
+use awc::error::SendRequestError;
 use futures_util::StreamExt;
 use url::Url;
 
 use super::headers::{self, Forwarding};
 use super::path::add_query_token;
-use super::{Proxy, ProxyRoute};
+use super::{Proxy, ProxyRoute, UpstreamClient};
 use crate::config::Transport;
-
-/// Request body chunks in flight between the browser and the target.
-const BODY_CHUNKS_IN_FLIGHT: usize = 4;
 
 /// The browser's request, as far as the proxy needs it.
 pub struct Incoming<'a> {
@@ -49,12 +47,8 @@ pub enum ForwardError {
 
 /// Why the request body stream ended early (seen by the HTTP client only).
 #[derive(Debug, thiserror::Error)]
-enum BodyError {
-    #[error("the request body exceeds max_body")]
-    TooLarge,
-    #[error("the browser's request body failed")]
-    Browser,
-}
+#[error("the request body exceeds max_body")]
+struct TooLarge;
 
 impl Proxy {
     /// Whether `headers` declare a body longer than `max_body` (checked before anything else).
@@ -71,6 +65,7 @@ impl Proxy {
     pub async fn forward(
         &self,
         route: &ProxyRoute,
+        client: &UpstreamClient,
         incoming: Incoming<'_>,
         token: &str,
         payload: web::Payload,
@@ -81,31 +76,48 @@ impl Proxy {
             proto: &self.public_proto,
             host: &self.public_host,
         };
-        let mut upstream_headers = headers::upstream_request_headers(incoming.headers, &forwarding);
         let mut url = incoming.url;
+        let mut authorization = None;
         match route.transport {
             Transport::Bearer => {
-                let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                let value = HeaderValue::from_str(&format!("Bearer {token}"))
                     .map_err(|_| ForwardError::Unavailable("token is not a valid header value"))?;
-                upstream_headers.insert(reqwest::header::AUTHORIZATION, value);
+                authorization = Some(value);
             }
             Transport::TokenParameter => add_query_token(&mut url, "token", token),
             Transport::AccessTokenParameter => add_query_token(&mut url, "access_token", token),
         }
-        let method = reqwest::Method::from_bytes(incoming.method.as_str().as_bytes())
-            .map_err(|_| ForwardError::Unavailable("method"))?;
-        let mut request = route.client.request(method, url).headers(upstream_headers);
-        let exceeded = Arc::new(AtomicBool::new(false));
-        if has_body(incoming.headers) {
-            request = request.body(self.pump(payload, exceeded.clone()));
+        let uri = Uri::try_from(url.as_str()).map_err(|_| ForwardError::Unavailable("url"))?;
+        let mut request = client.0.request(incoming.method.clone(), uri);
+        let upstream_headers = request.headers_mut();
+        headers::upstream_request_headers(incoming.headers, &forwarding, upstream_headers);
+        if let Some(value) = authorization {
+            upstream_headers.insert(AUTHORIZATION, value);
         }
+        let exceeded = Rc::new(Cell::new(false));
         let started = Instant::now();
-        let sent = tokio::time::timeout(self.timeout, request.send()).await;
+        let sent = match body_length(incoming.headers) {
+            Some(0) => {
+                tokio::time::timeout(self.timeout, request.send_body(body::None::new())).await
+            }
+            Some(length) => {
+                let stream = self.limited(payload, exceeded.clone());
+                tokio::time::timeout(
+                    self.timeout,
+                    request.send_body(SizedStream::new(length, stream)),
+                )
+                .await
+            }
+            None => {
+                let stream = self.limited(payload, exceeded.clone());
+                tokio::time::timeout(self.timeout, request.send_stream(stream)).await
+            }
+        };
         self.metrics
             .upstream_latency
             .with_label_values(&[route.target_url.as_str()])
             .observe(started.elapsed().as_secs_f64());
-        if exceeded.load(Ordering::Acquire) {
+        if exceeded.get() {
             return Err(ForwardError::TooLarge);
         }
         let response = match sent {
@@ -114,7 +126,7 @@ impl Proxy {
                     "no response within proxy.timeout",
                 ));
             }
-            Ok(Err(error)) if error.is_connect() => {
+            Ok(Err(SendRequestError::Connect(_))) => {
                 return Err(ForwardError::Unavailable("cannot connect"));
             }
             Ok(Err(_)) => return Err(ForwardError::Unavailable("request failed")),
@@ -123,67 +135,55 @@ impl Proxy {
         Ok(downstream(response))
     }
 
-    /// The browser's body as a stream the HTTP client can send from another task: a local
-    /// task reads the (single-threaded) actix payload into a bounded channel.
-    fn pump(&self, mut payload: web::Payload, exceeded: Arc<AtomicBool>) -> reqwest::Body {
-        let (sender, receiver) =
-            tokio::sync::mpsc::channel::<Result<web::Bytes, BodyError>>(BODY_CHUNKS_IN_FLIGHT);
+    /// The browser's body, ending in an error (which aborts the upstream request) once it
+    /// grows past `max_body`; `exceeded` tells the caller why.
+    fn limited(
+        &self,
+        payload: web::Payload,
+        exceeded: Rc<Cell<bool>>,
+    ) -> impl futures_util::Stream<Item = Result<web::Bytes, Box<dyn std::error::Error>>> + 'static
+    {
         let max_body = self.max_body;
-        actix_web::rt::spawn(async move {
-            let mut total: u64 = 0;
-            while let Some(chunk) = payload.next().await {
-                let item = match chunk {
-                    Ok(bytes) => {
-                        total = total.saturating_add(bytes.len() as u64);
-                        if total > max_body {
-                            exceeded.store(true, Ordering::Release);
-                            let _ = sender.send(Err(BodyError::TooLarge)).await;
-                            return;
-                        }
-                        Ok(bytes)
-                    }
-                    Err(_) => Err(BodyError::Browser),
-                };
-                let failed = item.is_err();
-                if sender.send(item).await.is_err() || failed {
-                    return;
-                }
+        let mut total: u64 = 0;
+        payload.map(move |chunk| {
+            let bytes = chunk.map_err(|error| Box::new(error) as Box<dyn std::error::Error>)?;
+            total = total.saturating_add(bytes.len() as u64);
+            if total > max_body {
+                exceeded.set(true);
+                return Err(Box::new(TooLarge) as Box<dyn std::error::Error>);
             }
-        });
-        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|item| (item, receiver))
-        });
-        reqwest::Body::wrap_stream(stream)
+            Ok(bytes)
+        })
     }
 }
 
-/// Whether the browser sent a body (a length above zero, or chunked).
-fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(TRANSFER_ENCODING)
-        || headers
+/// The length of the browser's body: `Some(0)` without one, `None` when chunked.
+fn body_length(headers: &HeaderMap) -> Option<u64> {
+    if headers.contains_key(TRANSFER_ENCODING) {
+        return None;
+    }
+    Some(
+        headers
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok())
-            .is_some_and(|length| length > 0)
+            .unwrap_or(0),
+    )
 }
 
 /// The target's answer for the browser, its body streamed as it arrives.
-fn downstream(response: reqwest::Response) -> HttpResponse {
-    let status =
-        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut builder = HttpResponse::build(status);
+fn downstream(response: awc::ClientResponse) -> HttpResponse {
+    let mut builder = HttpResponse::build(response.status());
     for (name, value) in headers::downstream_response_headers(response.headers()) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            builder.append_header((name, value));
-        }
+        builder.append_header((name.clone(), value.clone()));
     }
-    let length = response.content_length();
-    let body = response.bytes_stream();
+    let length = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
     match length {
-        Some(length) => builder.body(SizedStream::new(length, body)),
-        None => builder.streaming(body),
+        Some(length) => builder.body(SizedStream::new(length, response)),
+        None => builder.streaming(response),
     }
 }

@@ -2,13 +2,15 @@
 //! `Connection` and the headers it names, `Keep-Alive`, `TE`, `Trailer`,
 //! `Transfer-Encoding`, `Upgrade`, `Proxy-*`) never do; towards the target the browser's
 //! `Cookie`, `Authorization`, `Host` and forwarding headers are dropped and ours set;
-//! towards the browser `Set-Cookie` is dropped. The request's `Content-Length` is kept (the
-//! streamed body is sent with that length); the response's is set again by the body we stream.
+//! towards the browser `Set-Cookie` is dropped. `Content-Length` is written again on both
+//! sides from the length of the body streamed.
 
 use std::net::IpAddr;
 
-use actix_web::http::header::HeaderMap as IncomingHeaders;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+
+/// Sent as `User-Agent` when the browser sent none.
+const OUR_USER_AGENT: &str = concat!("identity-service/", env!("CARGO_PKG_VERSION"));
 
 /// Hop-by-hop headers (lower case), besides any `proxy-*` and those `Connection` names.
 const HOP_BY_HOP: [&str; 6] = [
@@ -23,8 +25,9 @@ const HOP_BY_HOP: [&str; 6] = [
 /// Request headers never sent upstream: our session cookie, the browser's credentials,
 /// `Expect` (we have already answered `100 Continue` ourselves) and the forwarding headers
 /// we set ourselves (a browser's own would be believed upstream).
-const REQUEST_DROPPED: [&str; 8] = [
+const REQUEST_DROPPED: [&str; 9] = [
     "cookie",
+    "content-length",
     "expect",
     "authorization",
     "host",
@@ -60,25 +63,22 @@ pub struct Forwarding<'a> {
     pub host: &'a str,
 }
 
-/// The headers sent upstream for a browser request with `incoming` headers.
-pub fn upstream_request_headers(incoming: &IncomingHeaders, forwarding: &Forwarding) -> HeaderMap {
-    let named = connection_names(
-        incoming
-            .get_all("connection")
-            .map(actix_web::http::header::HeaderValue::as_bytes),
-    );
-    let mut out = HeaderMap::with_capacity(incoming.len() + 3);
+/// Adds to `out` the headers sent upstream for a browser request with `incoming` headers.
+pub fn upstream_request_headers(
+    incoming: &HeaderMap,
+    forwarding: &Forwarding,
+    out: &mut HeaderMap,
+) {
+    let named = connection_names(incoming.get_all("connection").map(HeaderValue::as_bytes));
     for (name, value) in incoming {
         let lower = name.as_str();
         if is_hop_by_hop(lower, &named) || REQUEST_DROPPED.contains(&lower) {
             continue;
         }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(lower.as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            out.append(name, value);
-        }
+        out.append(name.clone(), value.clone());
+    }
+    if !out.contains_key(USER_AGENT) {
+        out.insert(USER_AGENT, HeaderValue::from_static(OUR_USER_AGENT));
     }
     let chain = forwarding
         .peer_trusted
@@ -102,19 +102,14 @@ pub fn upstream_request_headers(incoming: &IncomingHeaders, forwarding: &Forward
             out.insert(HeaderName::from_static(name), value);
         }
     }
-    out
 }
 
-/// The upstream response headers the browser gets, as (name, value) pairs in order.
+/// The upstream response headers the browser gets, as (name, value) pairs (the values of
+/// one name in their order).
 pub fn downstream_response_headers(
     upstream: &HeaderMap,
 ) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-    let named = connection_names(
-        upstream
-            .get_all("connection")
-            .iter()
-            .map(HeaderValue::as_bytes),
-    );
+    let named = connection_names(upstream.get_all("connection").map(HeaderValue::as_bytes));
     upstream.iter().filter(move |(name, _)| {
         let lower = name.as_str();
         !is_hop_by_hop(lower, &named) && lower != "set-cookie" && lower != "content-length"
@@ -125,14 +120,22 @@ pub fn downstream_response_headers(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use actix_web::http::header::{HeaderName as N, HeaderValue as V};
 
-    fn incoming(pairs: &[(&'static str, &'static str)]) -> IncomingHeaders {
-        let mut map = IncomingHeaders::new();
+    fn incoming(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.append(N::from_static(name), V::from_static(value));
+            map.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
         }
         map
+    }
+
+    fn upstream(map: &HeaderMap, forwarding: &Forwarding) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        upstream_request_headers(map, forwarding, &mut out);
+        out
     }
 
     const FWD: Forwarding<'static> = Forwarding {
@@ -156,38 +159,51 @@ mod tests {
             ("upgrade", "websocket"),
             ("proxy-authorization", "Basic x"),
             ("x-forwarded-for", "6.6.6.6"),
+            ("content-length", "0"),
             ("accept", "application/json"),
             ("x-requested-with", "fetch"),
         ]);
-        let out = upstream_request_headers(&map, &FWD);
+        let out = upstream(&map, &FWD);
         let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
         assert_eq!(
             names,
             [
                 "accept",
+                "user-agent",
                 "x-forwarded-for",
                 "x-forwarded-host",
                 "x-forwarded-proto",
                 "x-requested-with"
             ]
         );
-        assert_eq!(out["x-forwarded-for"], "127.0.0.1");
-        assert_eq!(out["x-forwarded-proto"], "https");
-        assert_eq!(out["x-forwarded-host"], "id.example.com");
+        assert_eq!(out.get("x-forwarded-for").unwrap(), "127.0.0.1");
+        assert_eq!(out.get("x-forwarded-proto").unwrap(), "https");
+        assert_eq!(out.get("x-forwarded-host").unwrap(), "id.example.com");
+        assert_eq!(out.get("user-agent").unwrap(), OUR_USER_AGENT);
+    }
+
+    #[test]
+    fn the_browsers_user_agent_is_kept() {
+        let out = upstream(&incoming(&[("user-agent", "Browser/1")]), &FWD);
+        let agents: Vec<_> = out.get_all("user-agent").collect();
+        assert_eq!(agents, ["Browser/1"]);
     }
 
     #[test]
     fn a_trusted_peers_chain_is_kept() {
         let map = incoming(&[("x-forwarded-for", "203.0.113.9")]);
-        let out = upstream_request_headers(
+        let out = upstream(
             &map,
             &Forwarding {
                 peer_trusted: true,
                 ..FWD
             },
         );
-        assert_eq!(out["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+        assert_eq!(
+            out.get("x-forwarded-for").unwrap(),
+            "203.0.113.9, 127.0.0.1"
+        );
     }
 
     #[test]
@@ -202,11 +218,15 @@ mod tests {
             ("proxy-authenticate", "Basic"),
             ("x-api", "yes"),
         ] {
-            upstream.append(name, HeaderValue::from_static(value));
+            upstream.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
         }
-        let names: Vec<&str> = downstream_response_headers(&upstream)
+        let mut names: Vec<&str> = downstream_response_headers(&upstream)
             .map(|(name, _)| name.as_str())
             .collect();
+        names.sort_unstable();
         assert_eq!(names, ["content-type", "x-api"]);
     }
 }

@@ -14,6 +14,7 @@ pub mod path;
 pub mod serve;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
@@ -37,9 +38,13 @@ pub struct ProxyRoute {
     pub target_url: Url,
     /// The target's first transport.
     pub transport: Transport,
-    /// This target's connection pool (HTTP/1.1, keep-alive, no redirects).
-    client: reqwest::Client,
 }
+
+/// One route's upstream client on one worker: its own keep-alive pool (HTTP/1.1, no
+/// redirects, no decompression), polled on the worker's thread like the request itself.
+/// Built per worker by [`Proxy::worker_client`]; it cannot cross threads.
+#[derive(Clone)]
+pub struct UpstreamClient(pub(crate) awc::Client);
 
 /// Proxied requests by target and status, and upstream latency by target.
 #[derive(Clone)]
@@ -77,6 +82,8 @@ impl ProxyMetrics {
 /// The proxy's routes and settings.
 pub struct Proxy {
     routes: Vec<ProxyRoute>,
+    /// TLS settings of every upstream connection.
+    tls: Arc<rustls::ClientConfig>,
     /// `[proxy] timeout`: no response headers within this → 502.
     pub timeout: Duration,
     /// `[proxy] max_body` in bytes.
@@ -94,21 +101,11 @@ impl Proxy {
     /// metrics are registered in `registry`.
     pub fn new(config: &Config, registry: &Registry) -> Result<Self, String> {
         let mut routes = Vec::new();
-        let tls = crate::http_client::rustls_config(&config.tls)?;
+        let tls = Arc::new(crate::http_client::rustls_config(&config.tls)?);
         for target in &config.targets {
             let Some(proxy_path) = &target.proxy_path else {
                 continue;
             };
-            let client = reqwest::Client::builder()
-                .use_preconfigured_tls(tls.clone())
-                .http1_only()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(CONNECT_TIMEOUT.min(config.proxy.timeout))
-                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .tcp_nodelay(true)
-                .user_agent(concat!("identity-service/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|error| format!("cannot build the proxy client: {error}"))?;
             routes.push(ProxyRoute {
                 proxy_path: proxy_path.clone(),
                 target_url: target.url.clone(),
@@ -117,7 +114,6 @@ impl Proxy {
                     .first()
                     .copied()
                     .unwrap_or(Transport::Bearer),
-                client,
             });
         }
         let public_url = &config.server.public_url;
@@ -128,6 +124,7 @@ impl Proxy {
         };
         Ok(Self {
             routes,
+            tls,
             timeout: config.proxy.timeout,
             max_body: config.proxy.max_body,
             metrics: ProxyMetrics::register(registry).map_err(|error| error.to_string())?,
@@ -146,6 +143,25 @@ impl Proxy {
     /// The route with this index.
     pub fn route(&self, index: usize) -> Option<&ProxyRoute> {
         self.routes.get(index)
+    }
+
+    /// A new upstream client for one route on the calling worker (see [`UpstreamClient`]).
+    /// The whole exchange is bounded by `[proxy] timeout` in [`Proxy::forward`], not here.
+    pub fn worker_client(&self) -> UpstreamClient {
+        let connector = awc::Connector::new()
+            .rustls_0_23(self.tls.clone())
+            .max_http_version(awc::http::Version::HTTP_11)
+            .timeout(CONNECT_TIMEOUT.min(self.timeout))
+            .conn_keep_alive(POOL_IDLE_TIMEOUT)
+            .limit(0);
+        UpstreamClient(
+            awc::Client::builder()
+                .connector(connector)
+                .disable_redirects()
+                .disable_timeout()
+                .no_default_headers()
+                .finish(),
+        )
     }
 
     /// Whether `peer` is one of `server.trusted_proxies`.

@@ -47,15 +47,18 @@ pub fn upstream_url(target: &Url, rest: &str, query: &str) -> Result<Url, PathRe
     if rest.contains('\\') {
         return Err(PathRefusal::Backslash);
     }
-    if rest.to_ascii_lowercase().contains("%2f") {
+    if rest
+        .as_bytes()
+        .windows(3)
+        .any(|window| window.eq_ignore_ascii_case(b"%2f"))
+    {
         return Err(PathRefusal::EncodedSlash);
     }
     let base = target.path().trim_end_matches('/');
     let mut url = target.clone();
     if !rest.is_empty() {
-        let encoded = utf8_percent_encode(rest, PATH).to_string();
-        let joined = format!("{}{base}{encoded}", target.origin().ascii_serialization());
-        url = Url::parse(&joined).map_err(|_| PathRefusal::LeavesTarget)?;
+        // The URL parser's path state resolves `.`/`..` (and `%2e`) segments here.
+        url.set_path(&format!("{base}{}", utf8_percent_encode(rest, PATH)));
     }
     let path = url.path();
     let under = path == target.path()

@@ -10,7 +10,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, web};
 
 use super::path::upstream_url;
-use super::{ForwardError, Incoming, Proxy, ProxyRoute};
+use super::{ForwardError, Incoming, Proxy, ProxyRoute, UpstreamClient};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::origin::{OriginPolicy, allows_credentialed_request};
@@ -50,6 +50,7 @@ impl Proxy {
     pub async fn serve(
         &self,
         route: &ProxyRoute,
+        client: &UpstreamClient,
         call: ProxyCall<'_>,
         deps: ProxyDeps<'_>,
         payload: web::Payload,
@@ -102,7 +103,7 @@ impl Proxy {
             peer: call.peer,
             url,
         };
-        self.forward(route, incoming, &token.value, payload)
+        self.forward(route, client, incoming, &token.value, payload)
             .await
             .map_err(|error| match error {
                 ForwardError::TooLarge => {

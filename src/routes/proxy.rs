@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::error::ApiError;
-use crate::proxy::{Proxy, ProxyCall, ProxyDeps};
+use crate::proxy::{Proxy, ProxyCall, ProxyDeps, UpstreamClient};
 use crate::state::AppState;
 
 /// Which proxy route a scope serves (its index in [`Proxy::routes`]).
@@ -11,11 +11,13 @@ use crate::state::AppState;
 struct RouteIndex(usize);
 
 /// Registers one scope per proxied target; it takes every method and every path below it.
+/// Runs once per worker: each scope gets that worker's own upstream client.
 pub fn configure(config: &mut web::ServiceConfig, proxy: &Proxy) {
     for (index, route) in proxy.routes().iter().enumerate() {
         config.service(
             web::scope(&route.proxy_path)
                 .app_data(RouteIndex(index))
+                .app_data(proxy.worker_client())
                 .app_data(crate::telemetry::RouteLabel(format!(
                     "{}/*",
                     route.proxy_path
@@ -32,10 +34,12 @@ pub async fn proxy_request(
     request: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(route) = request
-        .app_data::<RouteIndex>()
-        .and_then(|index| proxy.route(index.0))
-    else {
+    let (Some(route), Some(client)) = (
+        request
+            .app_data::<RouteIndex>()
+            .and_then(|index| proxy.route(index.0)),
+        request.app_data::<UpstreamClient>(),
+    ) else {
         return ApiError::NotFound.error_response();
     };
     let call = ProxyCall {
@@ -53,7 +57,7 @@ pub async fn proxy_request(
         cors: &state.cors_origins,
     };
     let response = proxy
-        .serve(route, call, deps, payload)
+        .serve(route, client, call, deps, payload)
         .await
         .unwrap_or_else(|error| error.error_response());
     proxy.count(route, response.status());
