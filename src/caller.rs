@@ -91,11 +91,11 @@ impl Caller {
     /// [`Self::identify`]; for a cookie caller, also reads the store value under the key
     /// that `also` names for its ticket, in the same store round trip as the session.
     /// Returns that key and its value beside the caller.
-    pub async fn identify_with(
+    pub async fn identify_with<K: AsRef<str>>(
         state: &CallerDeps<'_>,
         request: &HttpRequest,
-        also: impl FnOnce(&SessionTicket) -> Option<String>,
-    ) -> Result<(Option<Self>, Option<(String, Option<Vec<u8>>)>), ApiError> {
+        also: impl FnOnce(&SessionTicket) -> Option<K>,
+    ) -> Result<(Option<Self>, Option<(K, Option<Vec<u8>>)>), ApiError> {
         if !matches!(bearer_token(request), BearerHeader::Absent) {
             return Ok((Self::identify(state, request).await?, None));
         }
@@ -109,7 +109,7 @@ impl Caller {
                 None,
             ));
         };
-        let (session, value) = state.sessions.load_with(ticket, &key).await?;
+        let (session, value) = state.sessions.load_with(ticket, key.as_ref()).await?;
         Ok((
             session.map(|session| Self::Session(Box::new(session))),
             Some((key, value)),

@@ -58,13 +58,38 @@ pub struct CacheSlot {
     pub seal: [u8; 32],
 }
 
-/// A cache entry read ahead (in the same store round trip as the session): its store
-/// key and sealed value, `None` when absent.
+impl AsRef<str> for CacheSlot {
+    fn as_ref(&self) -> &str {
+        &self.key
+    }
+}
+
+/// A cache entry read ahead (in the same store round trip as the session): the slot of
+/// the target it was read for (derived once) and its sealed value, `None` when absent.
 pub struct Prefetched {
-    /// Store key.
-    pub key: String,
+    /// The target's URL.
+    pub target: String,
+    /// Where it was read from.
+    pub slot: CacheSlot,
     /// The sealed value.
     pub value: Option<Vec<u8>>,
+}
+
+impl Prefetched {
+    /// The slot for `target` (the one read ahead when it was for `target`, else `derive`'s)
+    /// and, when read ahead, the sealed value.
+    pub fn slot_for(
+        prefetched: Option<Self>,
+        target: &str,
+        derive: impl FnOnce() -> CacheSlot,
+    ) -> (CacheSlot, Option<Option<Vec<u8>>>) {
+        match prefetched {
+            Some(prefetched) if prefetched.target == target => {
+                (prefetched.slot, Some(prefetched.value))
+            }
+            _ => (derive(), None),
+        }
+    }
 }
 
 /// Sealed token cache over the store.
@@ -103,18 +128,16 @@ impl TokenCache {
         Ok(Self::open(slot, sealed))
     }
 
-    /// The cached token from `prefetched` when it was read for `slot` (no store call),
-    /// else from the store.
+    /// The cached token from `read_ahead` (the sealed value of `slot`, read with the
+    /// session: no store call) when there is one, else from the store.
     pub async fn read_or_use(
         &self,
         slot: &CacheSlot,
-        prefetched: Option<Prefetched>,
+        read_ahead: Option<Option<Vec<u8>>>,
     ) -> Result<Option<CachedToken>, ApiError> {
-        match prefetched {
-            Some(prefetched) if prefetched.key == slot.key => {
-                Ok(prefetched.value.and_then(|sealed| Self::open(slot, sealed)))
-            }
-            _ => self.read(slot).await,
+        match read_ahead {
+            Some(value) => Ok(value.and_then(|sealed| Self::open(slot, sealed))),
+            None => self.read(slot).await,
         }
     }
 

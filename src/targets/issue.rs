@@ -98,15 +98,19 @@ pub async fn issue_token_prefetched(
                 resource,
                 scope,
             };
-            let slot = user_slot(deps.token_cache, caller, target);
-            cached_or_fetched(deps, &slot, prefetched, async || {
+            let (slot, read_ahead) = Prefetched::slot_for(prefetched, target.url(), || {
+                user_slot(deps.token_cache, caller, target)
+            });
+            cached_or_fetched(deps, &slot, read_ahead, async || {
                 exchange::fetch(deps, caller, target, &request).await
             })
             .await
         }
         Strategy::Jwt { lifetime, audience } => {
-            let slot = user_slot(deps.token_cache, caller, target);
-            cached_or_fetched(deps, &slot, prefetched, async || {
+            let (slot, read_ahead) = Prefetched::slot_for(prefetched, target.url(), || {
+                user_slot(deps.token_cache, caller, target)
+            });
+            cached_or_fetched(deps, &slot, read_ahead, async || {
                 jwt::sign(deps, caller, target, *lifetime, audience.as_deref())
             })
             .await
@@ -162,9 +166,11 @@ async fn service_token(
     prefetched: Option<Prefetched>,
     fetch: impl AsyncFnOnce(Option<CachedToken>) -> Result<CachedToken, ApiError>,
 ) -> Result<IssuedToken, ApiError> {
-    let slot = service_slot(deps.token_cache, target);
+    let (slot, read_ahead) = Prefetched::slot_for(prefetched, target.url(), || {
+        service_slot(deps.token_cache, target)
+    });
     // One read serves both the common case (fresh) and the refresh token of a stale one.
-    let cached = deps.token_cache.read_or_use(&slot, prefetched).await?;
+    let cached = deps.token_cache.read_or_use(&slot, read_ahead).await?;
     if let Some(token) = cached.as_ref().filter(|token| token.is_fresh(unix_now())) {
         return Ok(token.clone().into());
     }
@@ -175,13 +181,13 @@ async fn service_token(
 async fn cached_or_fetched(
     deps: &TokenDeps<'_>,
     slot: &CacheSlot,
-    prefetched: Option<Prefetched>,
+    read_ahead: Option<Option<Vec<u8>>>,
     fetch: impl AsyncFnOnce() -> Result<CachedToken, ApiError>,
 ) -> Result<IssuedToken, ApiError> {
     let cache = deps.token_cache;
-    if prefetched.is_some()
+    if read_ahead.is_some()
         && let Some(token) = cache
-            .read_or_use(slot, prefetched)
+            .read_or_use(slot, read_ahead)
             .await?
             .filter(|token| token.is_fresh(unix_now()))
     {

@@ -187,13 +187,20 @@ pub async fn identify_token_caller(
         match target.config.strategy {
             Strategy::AccessToken => None,
             Strategy::Exchange { .. } | Strategy::Jwt { .. } => {
-                Some(issue::session_slot(cache, ticket, target).key)
+                Some(issue::session_slot(cache, ticket, target))
             }
             Strategy::ClientCredentials { .. } | Strategy::Password { .. } => {
-                Some(issue::service_slot(cache, target).key)
+                Some(issue::service_slot(cache, target))
             }
         }
     })
     .await?;
-    Ok((caller, read.map(|(key, value)| Prefetched { key, value })))
+    Ok((
+        caller,
+        read.zip(target).map(|((slot, value), target)| Prefetched {
+            target: target.url().to_owned(),
+            slot,
+            value,
+        }),
+    ))
 }
