@@ -123,10 +123,12 @@ impl Target {
                 .providers
                 .iter()
                 .any(|id| id == caller.provider());
-        let roles = &caller.profile().roles;
-        let roles_ok = self.config.roles.is_empty()
-            || self.config.roles.iter().any(|role| roles.contains(role));
-        provider_ok && roles_ok
+        // The profile (parsed on first use) is read only when roles matter.
+        provider_ok
+            && (self.config.roles.is_empty() || {
+                let roles = &caller.profile().roles;
+                self.config.roles.iter().any(|role| roles.contains(role))
+            })
     }
 }
 
