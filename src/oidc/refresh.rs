@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::oidc::ProviderRegistry;
 use crate::session::SessionService;
-use crate::session::{LoadedSession, ProviderTokens, SessionTicket};
+use crate::session::{AccessTokenEntry, LoadedSession, ProviderTokens, SessionTicket};
 use crate::single_flight::SingleFlight;
 
 /// An access token closer than this to expiry (or a fifth of its lifetime, if shorter)
@@ -39,7 +39,7 @@ pub async fn access_token(
     state: &RefreshDeps<'_>,
     session: &LoadedSession,
 ) -> Result<(String, i64), ApiError> {
-    if let Some(usable) = usable(session.record.tokens.get(), session.expires_at) {
+    if let Some(usable) = usable(session.record.tokens.access_token(), session.expires_at) {
         return Ok(usable);
     }
     if session.record.tokens.get().refresh_token.is_none() {
@@ -55,7 +55,7 @@ pub async fn access_token(
         .run(
             &lock,
             async || match state.sessions.load(ticket.clone()).await? {
-                Some(current) => Ok(usable(current.record.tokens.get(), current.expires_at)
+                Some(current) => Ok(usable(current.record.tokens.access_token(), current.expires_at)
                     .or_else(|| renewed_since(current.record.tokens.get(), original.as_deref()))),
                 None => Err(ApiError::Unauthorized("The session has ended")),
             },
@@ -64,15 +64,17 @@ pub async fn access_token(
         .await
 }
 
-fn usable(tokens: &ProviderTokens, session_end: i64) -> Option<(String, i64)> {
-    let token = tokens.access_token.clone()?;
-    let Some(expires_at) = tokens.access_token_expires_at else {
+fn usable(access: Option<AccessTokenEntry>, session_end: i64) -> Option<(String, i64)> {
+    let AccessTokenEntry {
+        token,
+        expires_at,
+        issued_at,
+    } = access?;
+    let Some(expires_at) = expires_at else {
         // The provider named no lifetime: good for as long as the session.
         return Some((token, session_end));
     };
-    let lifetime = tokens
-        .access_token_issued_at
-        .map_or(REFRESH_MARGIN_SECONDS * 5, |issued_at| {
+    let lifetime = issued_at.map_or(REFRESH_MARGIN_SECONDS * 5, |issued_at| {
             expires_at.saturating_sub(issued_at)
         });
     let margin = (lifetime / 5).clamp(0, REFRESH_MARGIN_SECONDS);

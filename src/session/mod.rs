@@ -5,7 +5,9 @@ mod record;
 mod slots;
 mod ticket;
 
-pub use record::{Profile, ProviderTokens, SessionRecord, StoredProfile, StoredTokens};
+pub use record::{
+    AccessTokenEntry, Profile, ProviderTokens, SessionRecord, StoredProfile, StoredTokens,
+};
 pub use slots::{MAX_LOGIN_COOKIE_VALUE, PendingLoginRefused, PendingLogins, SealedSlots};
 pub use ticket::SessionTicket;
 

@@ -61,9 +61,51 @@ impl StoredTokens {
         })
     }
 
+    /// The access token and its times alone, without decoding the ID and refresh tokens
+    /// (what most token requests need); `None` without an access token.
+    pub fn access_token(&self) -> Option<AccessTokenEntry> {
+        let (Some(stored), None) = (self.stored.as_deref(), self.read.get()) else {
+            let tokens = self.get();
+            return tokens.access_token.clone().map(|token| AccessTokenEntry {
+                token,
+                expires_at: tokens.access_token_expires_at,
+                issued_at: tokens.access_token_issued_at,
+            });
+        };
+        let mut input = Reader(stored);
+        input.option(Reader::skip_token)?;
+        let token = input.option(Reader::token)??;
+        Some(AccessTokenEntry {
+            token,
+            expires_at: input.option(Reader::i64)?,
+            issued_at: input.option(Reader::i64)?,
+        })
+    }
+
     /// Replaces the tokens (e.g. after a refresh).
     pub fn replace(&mut self, tokens: ProviderTokens) {
         *self = Self::from(tokens);
+    }
+}
+
+/// A session's access token with its times (see [`StoredTokens::access_token`]).
+pub struct AccessTokenEntry {
+    /// The access token.
+    pub token: String,
+    /// Unix seconds when it expires, when the provider said.
+    pub expires_at: Option<i64>,
+    /// Unix seconds when it was obtained.
+    pub issued_at: Option<i64>,
+}
+
+impl std::fmt::Debug for AccessTokenEntry {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AccessTokenEntry")
+            .field("token", &"***")
+            .field("expires_at", &self.expires_at)
+            .field("issued_at", &self.issued_at)
+            .finish()
     }
 }
 
@@ -359,6 +401,20 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Passes over a token without decoding it.
+    fn skip_token(&mut self) -> Option<()> {
+        match self.byte()? {
+            TEXT => self.bytes().map(drop),
+            JWS => {
+                for _ in 0..3 {
+                    self.bytes()?;
+                }
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
     fn token(&mut self) -> Option<String> {
         match self.byte()? {
             TEXT => self.string(),
@@ -444,6 +500,33 @@ mod tests {
             "{stored_jwt} bytes for {}",
             jwt.len()
         );
+    }
+
+    #[test]
+    fn the_access_token_reads_alone_as_it_was_stored() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVzLQ";
+        for access in [jwt, "opaque-token"] {
+            let mut original = record(jwt);
+            let mut tokens = original.tokens.get().clone();
+            tokens.access_token = Some(access.to_owned());
+            tokens.access_token_issued_at = Some(-7);
+            original.tokens.replace(tokens);
+            let stored = SessionRecord::decode(&original.encode().unwrap()).unwrap();
+            let entry = stored.tokens.access_token().unwrap();
+            assert_eq!(
+                (entry.token.as_str(), entry.expires_at, entry.issued_at),
+                (access, Some(3), Some(-7))
+            );
+            // Read alone, the other tokens stay encoded until asked for.
+            assert_eq!(stored.tokens.get().id_token.as_deref(), Some(jwt));
+        }
+        let mut without = record("x");
+        let mut tokens = without.tokens.get().clone();
+        tokens.access_token = None;
+        without.tokens.replace(tokens);
+        let stored = SessionRecord::decode(&without.encode().unwrap()).unwrap();
+        assert!(stored.tokens.access_token().is_none());
+        assert!(format!("{:?}", record("x").tokens.access_token()).contains("***"));
     }
 
     #[test]
