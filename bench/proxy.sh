@@ -2,9 +2,11 @@
 # Measures the API proxy (SPEC 9) against the release binary, in one run:
 #   direct  wrk -> upstream (nginx answering a small JSON)
 #   floor   wrk -> nginx proxy_pass (keep-alive upstream) -> upstream
+#   actix   wrk -> bare actix-web reverse proxy over awc (bench/floor, mode p) -> upstream
 #   ours    wrk -> identity-service <proxy_path> (session cookie, token attached) -> upstream
 # and prints req/s and CPU time per request of the proxy process (from /proc/<pid>/stat,
-# all threads; nginx: master and workers), plus ours / floor. Then, unless MEMORY=0, the
+# all threads; nginx: master and workers), plus ours / floor and ours / actix (the
+# issue's two floor proxies: what any proxy costs here, and what actix-web itself costs). Then, unless MEMORY=0, the
 # service's RSS growth over a 100 MB download and a 100 MB upload through the proxy.
 # Needs: Rust, Node (dev/op), wrk and nginx (apt-get install wrk nginx); Redis when
 # STORE=redis (default memory: the proxy path itself, no Redis round trip).
@@ -20,12 +22,13 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 connections=${2:-32}
 store=${STORE:-memory}
-op_port=9482; service_port=8482; upstream_port=18491; floor_port=18492; sink_port=18493
+op_port=9482; service_port=8482; upstream_port=18491; floor_port=18492; sink_port=18493; actix_port=18494
 for tool in wrk nginx curl python3; do
   command -v $tool >/dev/null || { echo "$tool is not installed (apt-get install wrk nginx curl python3)" >&2; exit 1; }
 done
 [ -n "${IDENTITY_BIN:-}" ] || cargo build --release --quiet
 bin=${IDENTITY_BIN:-${CARGO_TARGET_DIR:-target}/release/identity-service}
+(cd bench/floor && CARGO_TARGET_DIR=target cargo build --release --quiet)
 (cd dev/op && [ -d node_modules ] || npm ci --silent)
 workdir=$(mktemp -d)
 pids=()
@@ -62,6 +65,10 @@ NGINX
 nginx_conf "$workdir/up" $upstream_port 'default_type application/json; return 200 "{\"id\":42,\"name\":\"small json\",\"tags\":[\"a\",\"b\"]}";'
 nginx_conf "$workdir/floor" $floor_port 'proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Cookie ""; proxy_set_header Authorization "Bearer fixed"; proxy_set_header X-Forwarded-For $remote_addr;'
 
+bench/floor/target/release/bench-floor p "127.0.0.1:$actix_port" 2 "http://127.0.0.1:$upstream_port" \
+  >"$workdir/actix.log" 2>&1 &
+actix_pid=$!
+pids+=($actix_pid)
 OP_PORT=$op_port OP_ISSUER=http://127.0.0.1:$op_port SERVICE_URL=http://127.0.0.1:$service_port \
   DEMO_PORT=off node dev/op/server.mjs >"$workdir/op.log" 2>&1 &
 pids+=($!)
@@ -128,7 +135,7 @@ ticks() { # CPU ticks (user+system) of the given pids and their threads
 }
 nginx_pids() { echo "$(cat "$1/nginx.pid") $(pgrep -P "$(cat "$1/nginx.pid")" | tr '\n' ' ')"; }
 hz=$(getconf CLK_TCK)
-cpu_floor=(); cpu_ours=(); cpu_oursb=(); cpu_direct=()
+cpu_floor=(); cpu_actix=(); cpu_ours=(); cpu_oursb=(); cpu_direct=()
 run() { # name url pids...
   local name=$1 url=$2; shift 2
   local before after out reqs
@@ -157,16 +164,18 @@ result="bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ).md"
   run direct "http://127.0.0.1:$upstream_port/item" $(nginx_pids "$workdir/up")
   for _ in $(seq 1 "${ROUNDS:-3}"); do
     run floor "http://127.0.0.1:$floor_port/item" $(nginx_pids "$workdir/floor")
+    run actix "http://127.0.0.1:$actix_port/item" "$actix_pid"
     run ours "http://127.0.0.1:$service_port/api/small/item" "$service_pid"
     [ -z "${IDENTITY_BIN_B:-}" ] || run oursb "http://127.0.0.1:$service_b_port/api/small/item" "$service_b_pid"
   done
-  python3 - "${cpu_floor[*]}" "${cpu_ours[*]}" "${cpu_oursb[*]}" <<'PY'
+  python3 - "${cpu_floor[*]}" "${cpu_actix[*]}" "${cpu_ours[*]}" "${cpu_oursb[*]}" <<'PY'
 import statistics, sys
-floor, ours = (statistics.median(map(float, arg.split())) for arg in sys.argv[1:3])
-print(f"median CPU per request: floor {floor} us, ours {ours} us; ours / floor: {ours / floor:.2f}")
-if sys.argv[3].strip():
-    b = statistics.median(map(float, sys.argv[3].split()))
-    print(f"median CPU per request of B: {b} us; B / floor: {b / floor:.2f}; B / ours: {b / ours:.2f}")
+floor, actix, ours = (statistics.median(map(float, arg.split())) for arg in sys.argv[1:4])
+print(f"median CPU per request: nginx floor {floor} us, actix floor {actix} us, ours {ours} us")
+print(f"ours / nginx floor: {ours / floor:.2f}; ours / actix floor: {ours / actix:.2f}")
+if sys.argv[4].strip():
+    b = statistics.median(map(float, sys.argv[4].split()))
+    print(f"B: {b} us; B / nginx floor: {b / floor:.2f}; B / actix floor: {b / actix:.2f}; B / ours: {b / ours:.2f}")
 PY
 
   if [ "${MEMORY:-1}" != 0 ]; then

@@ -5,6 +5,9 @@
 //! `bench-floor e BIND WORKERS REDIS_URL KEY BYTES` stores BYTES bytes at KEY, then answers
 //! `GET /` with one Redis GET of KEY per request (one multiplexed `ConnectionManager` per
 //! worker, as the service has) and a small JSON object carrying the value's length.
+//! `bench-floor p BIND WORKERS UPSTREAM` forwards every GET to UPSTREAM + its path and
+//! query with a fixed `Authorization` header (one awc client per worker, keep-alive, as
+//! the service's proxy has) and streams the answer back: a bare actix-web reverse proxy.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use redis::AsyncCommands;
@@ -31,9 +34,42 @@ async fn one_get(manager: web::Data<ConnectionManager>, stored: web::Data<Stored
     }
 }
 
+/// Where floor p forwards to (`http://host:port`, no trailing slash).
+#[derive(Clone)]
+struct Upstream(String);
+
+async fn forward(
+    request: actix_web::HttpRequest,
+    client: web::Data<awc::Client>,
+    upstream: web::Data<Upstream>,
+) -> HttpResponse {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    let sent = client
+        .get(format!("{}{path}", upstream.0))
+        .insert_header(("authorization", "Bearer fixed"))
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let mut answer = HttpResponse::build(response.status());
+            for (name, value) in response.headers() {
+                if name != "content-length" && name != "connection" {
+                    answer.append_header((name.clone(), value.clone()));
+                }
+            }
+            answer.streaming(response)
+        }
+        Err(_) => HttpResponse::BadGateway().finish(),
+    }
+}
+
 fn usage() -> std::io::Error {
     std::io::Error::other(
-        "usage: bench-floor d BIND WORKERS | bench-floor e BIND WORKERS REDIS_URL KEY BYTES",
+        "usage: bench-floor d BIND WORKERS | bench-floor e BIND WORKERS REDIS_URL KEY BYTES \
+         | bench-floor p BIND WORKERS UPSTREAM",
     )
 }
 
@@ -82,6 +118,26 @@ async fn main() -> std::io::Result<()> {
                     Err(_) => app,
                 };
                 app.route("/", web::get().to(one_get))
+            })
+            .workers(workers)
+            .bind(bind)?
+            .run()
+            .await
+        }
+        "p" => {
+            let [_, _, _, upstream] = args.as_slice() else {
+                return Err(usage());
+            };
+            let upstream = Upstream(upstream.trim_end_matches('/').to_owned());
+            HttpServer::new(move || {
+                let client = awc::Client::builder()
+                    .disable_redirects()
+                    .no_default_headers()
+                    .finish();
+                App::new()
+                    .app_data(web::Data::new(client))
+                    .app_data(web::Data::new(upstream.clone()))
+                    .default_service(web::get().to(forward))
             })
             .workers(workers)
             .bind(bind)?
