@@ -62,6 +62,12 @@ impl CookieSettings {
             .get_all(actix_web::http::header::COOKIE)
             .filter_map(|header| std::str::from_utf8(header.as_bytes()).ok())
             .flat_map(|header| header.split(';'))
+            // Only the session cookie is parsed (and percent-decoded), not every other one.
+            .filter(|pair| {
+                pair.trim_start()
+                    .strip_prefix(self.name.as_str())
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
             .filter_map(|pair| Cookie::parse_encoded(pair.trim()).ok())
             .find(|cookie| cookie.name() == self.name)
             .and_then(|cookie| SessionTicket::parse(cookie.value()))
@@ -199,6 +205,24 @@ mod tests {
         let removal = root.login_cookie_removal("n".to_owned());
         assert_eq!(removal.path(), Some("/callback"));
         assert_eq!(removal.max_age(), Some(CookieDuration::ZERO));
+    }
+
+    #[test]
+    fn the_ticket_is_found_among_other_cookies_with_similar_names() {
+        let ticket = SessionTicket::generate().unwrap();
+        let value = ticket.cookie_value();
+        let request = actix_web::test::TestRequest::default()
+            .insert_header((
+                "cookie",
+                format!("ctIDENTITY_login_abc=x; ctIDENTITYX=y; a=b; ctIDENTITY = {value}; z=1"),
+            ))
+            .to_http_request();
+        let found = settings_root().ticket(&request).unwrap();
+        assert_eq!(found.cookie_value(), value);
+        let without = actix_web::test::TestRequest::default()
+            .insert_header(("cookie", "ctIDENTITYX=y; ctIDENTITY_login_abc=x"))
+            .to_http_request();
+        assert!(settings_root().ticket(&without).is_none());
     }
 
     fn settings_root() -> CookieSettings {
