@@ -79,8 +79,8 @@ impl KeyValueStore for ObservedStore {
         self.observe(self.inner.index_remove(index, member).await)
     }
 
-    async fn delete_indexed(&self, index: &str) -> Result<u64, StoreError> {
-        self.observe(self.inner.delete_indexed(index).await)
+    async fn delete_indexed(&self, index: &str, key_prefix: &str) -> Result<u64, StoreError> {
+        self.observe(self.inner.delete_indexed(index, key_prefix).await)
     }
 
     async fn renew_if_value(

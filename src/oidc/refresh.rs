@@ -55,8 +55,11 @@ pub async fn access_token(
         .run(
             &lock,
             async || match state.sessions.load(ticket.clone()).await? {
-                Some(current) => Ok(usable(current.record.tokens.access_token(), current.expires_at)
-                    .or_else(|| renewed_since(current.record.tokens.get(), original.as_deref()))),
+                Some(current) => Ok(usable(
+                    current.record.tokens.access_token(),
+                    current.expires_at,
+                )
+                .or_else(|| renewed_since(current.record.tokens.get(), original.as_deref()))),
                 None => Err(ApiError::Unauthorized("The session has ended")),
             },
             async || refresh(state, ticket.clone()).await,
@@ -75,8 +78,8 @@ fn usable(access: Option<AccessTokenEntry>, session_end: i64) -> Option<(String,
         return Some((token, session_end));
     };
     let lifetime = issued_at.map_or(REFRESH_MARGIN_SECONDS * 5, |issued_at| {
-            expires_at.saturating_sub(issued_at)
-        });
+        expires_at.saturating_sub(issued_at)
+    });
     let margin = (lifetime / 5).clamp(0, REFRESH_MARGIN_SECONDS);
     (expires_at.saturating_sub(unix_now()) > margin).then_some((token, expires_at))
 }

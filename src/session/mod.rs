@@ -9,7 +9,7 @@ pub use record::{
     AccessTokenEntry, Profile, ProviderTokens, SessionRecord, StoredProfile, StoredTokens,
 };
 pub use slots::{MAX_LOGIN_COOKIE_VALUE, PendingLoginRefused, PendingLogins, SealedSlots};
-pub use ticket::SessionTicket;
+pub use ticket::{SessionTicket, session_keys};
 
 use std::time::Duration;
 
@@ -70,12 +70,13 @@ impl SessionService {
         // Listed until the session's hard end: the idle timer may move it earlier, never
         // later, so the index never forgets a live session.
         let listed_until = record.created_at_ms.saturating_add(self.max_lifetime_ms);
+        let member = ticket.storage_name();
         if let Some(sid) = &record.sid {
             let index = self.sid_index(&record.provider, sid);
-            self.store.index_add(&index, &key, listed_until).await?;
+            self.store.index_add(&index, &member, listed_until).await?;
         }
         let index = self.subject_index(&record.provider, &record.subject);
-        self.store.index_add(&index, &key, listed_until).await?;
+        self.store.index_add(&index, &member, listed_until).await?;
         Ok(ticket)
     }
 
@@ -154,12 +155,15 @@ impl SessionService {
         let key = session.ticket.storage_key(&self.prefix);
         self.store.delete(std::slice::from_ref(&key)).await?;
         let record = &session.record;
+        // A member left by an earlier version (the whole key) stays until its time passes;
+        // its session is gone, so a later back-channel logout does not count it.
+        let member = session.ticket.storage_name();
         if let Some(sid) = &record.sid {
             let index = self.sid_index(&record.provider, sid);
-            self.store.index_remove(&index, &key).await?;
+            self.store.index_remove(&index, &member).await?;
         }
         let index = self.subject_index(&record.provider, &record.subject);
-        self.store.index_remove(&index, &key).await?;
+        self.store.index_remove(&index, &member).await?;
         Ok(())
     }
 
@@ -180,7 +184,10 @@ impl SessionService {
     }
 
     async fn delete_indexed(&self, index: &str) -> Result<u64, ApiError> {
-        Ok(self.store.delete_indexed(index).await?)
+        Ok(self
+            .store
+            .delete_indexed(index, &session_keys(&self.prefix))
+            .await?)
     }
 
     fn expires_at_ms(&self, record: &SessionRecord) -> i64 {

@@ -44,16 +44,24 @@ impl SessionTicket {
 
     /// The store key of this session: never equal to, nor reversible into, the cookie.
     pub fn storage_key(&self, prefix: &str) -> String {
-        format!(
-            "{prefix}session:{}",
-            crypto::derive_name("session-id", &self.id)
-        )
+        format!("{}{}", session_keys(prefix), self.storage_name())
+    }
+
+    /// The part of [`Self::storage_key`] after [`session_keys`] (what the back-channel
+    /// indexes list: 43 characters, short enough for Redis's compact sorted sets).
+    pub fn storage_name(&self) -> String {
+        crypto::derive_name("session-id", &self.id)
     }
 
     /// The key that seals this session's record.
     pub fn secret(&self) -> &[u8; SECRET_LEN] {
         &self.secret
     }
+}
+
+/// What every session's store key starts with under `prefix`.
+pub fn session_keys(prefix: &str) -> String {
+    format!("{prefix}session:")
 }
 
 #[cfg(test)]

@@ -268,9 +268,12 @@ impl KeyValueStore for MemoryStore {
         Ok(())
     }
 
-    async fn delete_indexed(&self, index: &str) -> Result<u64, StoreError> {
+    async fn delete_indexed(&self, index: &str, key_prefix: &str) -> Result<u64, StoreError> {
         let members = self.index_members(index).await?;
-        let mut keys = members;
+        let mut keys: Vec<String> = members
+            .into_iter()
+            .map(|member| crate::store::indexed_key(key_prefix, member))
+            .collect();
         keys.push(index.to_owned());
         let deleted = self.delete(&keys).await?;
         // The index counts when it was live, which is exactly when it had members.

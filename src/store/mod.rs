@@ -100,10 +100,15 @@ pub trait KeyValueStore: Send + Sync + 'static {
         member: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Removes every member of `index` (each a key of its own) and the index itself;
+    /// Removes every member of `index` (each names the key `key_prefix + member`, or is
+    /// that key itself when it already starts with `key_prefix`) and the index itself;
     /// the number of member keys that existed. Two round trips however many members
     /// (Redis: the members, then one `DEL` of them all, split by slot in a cluster).
-    fn delete_indexed(&self, index: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn delete_indexed(
+        &self,
+        index: &str,
+        key_prefix: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Lock renewal: sets the expiry of `key` to `ttl` only if it holds `value`;
     /// `true` if it did (atomic, a Lua script on Redis).
@@ -212,8 +217,8 @@ impl KeyValueStore for AnyStore {
         dispatch!(self, store => store.index_remove(index, member))
     }
 
-    async fn delete_indexed(&self, index: &str) -> Result<u64, StoreError> {
-        dispatch!(self, store => store.delete_indexed(index))
+    async fn delete_indexed(&self, index: &str, key_prefix: &str) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.delete_indexed(index, key_prefix))
     }
 
     async fn renew_if_value(
@@ -254,4 +259,13 @@ fn unix_now_ms() -> i64 {
         .map_or(0, |since| {
             i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
         })
+}
+
+/// The key an index member names (see [`KeyValueStore::delete_indexed`]).
+pub fn indexed_key(key_prefix: &str, member: String) -> String {
+    if member.starts_with(key_prefix) {
+        member
+    } else {
+        format!("{key_prefix}{member}")
+    }
 }

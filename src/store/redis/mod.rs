@@ -299,8 +299,13 @@ impl KeyValueStore for RedisStore {
         self.link.invoke(&invocation).await
     }
 
-    async fn delete_indexed(&self, index: &str) -> Result<u64, StoreError> {
-        let members = self.index_members(index).await?;
+    async fn delete_indexed(&self, index: &str, key_prefix: &str) -> Result<u64, StoreError> {
+        let members: Vec<String> = self
+            .index_members(index)
+            .await?
+            .into_iter()
+            .map(|member| crate::store::indexed_key(key_prefix, member))
+            .collect();
         let mut cmd = redis::cmd("DEL");
         cmd.arg(index).arg(&members);
         // One DEL (split by slot in a cluster): the index counts when it existed, which

@@ -154,7 +154,7 @@ pub(super) async fn every_call(store: &RedisStore, p: &str) -> Vec<(&'static str
         ),
         (
             "delete_indexed",
-            timed(store.delete_indexed(&key)).await.map(),
+            timed(store.delete_indexed(&key, "")).await.map(),
         ),
         ("ping", timed(store.ping()).await.map()),
     ]

@@ -81,7 +81,7 @@ async fn an_index_left_as_a_plain_set_is_converted_and_kept() {
         ["new", "old1", "old2"]
     );
     store.index_remove(&index, "old1").await.unwrap();
-    assert_eq!(store.delete_indexed(&index).await.unwrap(), 0);
+    assert_eq!(store.delete_indexed(&index, "").await.unwrap(), 0);
 }
 
 /// Calls per command since the server started (`INFO commandstats`).
@@ -122,7 +122,7 @@ async fn ending_fifty_sessions_of_a_subject_takes_two_commands() {
     assert_eq!(store.index_members(&index).await.unwrap().len(), 50);
 
     let before = command_calls(&mut redis).await;
-    assert_eq!(store.delete_indexed(&index).await.unwrap(), 50);
+    assert_eq!(store.delete_indexed(&index, "").await.unwrap(), 50);
     let after = command_calls(&mut redis).await;
     let mut used: BTreeMap<String, u64> = after
         .into_iter()
