@@ -82,7 +82,7 @@ impl ProxyMetrics {
 /// The proxy's routes and settings.
 pub struct Proxy {
     routes: Vec<ProxyRoute>,
-    /// TLS settings of every upstream connection.
+    /// TLS settings of every upstream connection (ALPN: HTTP/1.1 only).
     tls: Arc<rustls::ClientConfig>,
     /// `[proxy] timeout`: no response headers within this → 502.
     pub timeout: Duration,
@@ -101,7 +101,9 @@ impl Proxy {
     /// metrics are registered in `registry`.
     pub fn new(config: &Config, registry: &Registry) -> Result<Self, String> {
         let mut routes = Vec::new();
-        let tls = Arc::new(crate::http_client::rustls_config(&config.tls)?);
+        let mut tls = crate::http_client::rustls_config(&config.tls)?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tls = Arc::new(tls);
         for target in &config.targets {
             let Some(proxy_path) = &target.proxy_path else {
                 continue;
@@ -148,9 +150,10 @@ impl Proxy {
     /// A new upstream client for one route on the calling worker (see [`UpstreamClient`]).
     /// The whole exchange is bounded by `[proxy] timeout` in [`Proxy::forward`], not here.
     pub fn worker_client(&self) -> UpstreamClient {
+        // `max_http_version` replaces the TLS settings with awc's own: ours come after it.
         let connector = awc::Connector::new()
-            .rustls_0_23(self.tls.clone())
             .max_http_version(awc::http::Version::HTTP_11)
+            .rustls_0_23(self.tls.clone())
             .timeout(CONNECT_TIMEOUT.min(self.timeout))
             .conn_keep_alive(POOL_IDLE_TIMEOUT)
             .limit(0);

@@ -95,12 +95,14 @@ async fn a_session_ends_at_a_max_lifetime_shorter_than_the_idle_timeout() {
 
 /// A private CA and an HTTPS server (its certificate from that CA, for 127.0.0.1) that
 /// serves a minimal discovery document and an empty JWKS.
-struct PrivateCaProvider {
-    issuer: String,
-    ca_pem: String,
+pub(crate) struct PrivateCaProvider {
+    /// `https://127.0.0.1:<port>`.
+    pub(crate) issuer: String,
+    /// The CA's certificate.
+    pub(crate) ca_pem: String,
 }
 
-async fn start_private_ca_provider() -> PrivateCaProvider {
+pub(crate) async fn start_private_ca_provider() -> PrivateCaProvider {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

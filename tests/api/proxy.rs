@@ -453,6 +453,43 @@ async fn an_unreachable_or_silent_upstream_is_502_upstream_unavailable() {
 }
 
 #[tokio::test]
+async fn an_https_target_is_reached_only_when_its_certificate_is_trusted() {
+    // Any GET but discovery answers `{"keys":[]}`, over TLS from a private CA.
+    let upstream = crate::operate::start_private_ca_provider().await;
+    let ca_file = crate::helpers::temp_file("pem", &upstream.ca_pem);
+    let op = FakeOp::start().await;
+    let target = format!(
+        "[[targets]]\nurl = \"{}/\"\nstrategy = \"access_token\"\nproxy_path = \"/api/tls\"\n",
+        upstream.issuer
+    );
+    let trusted = format!("[tls]\nca_file = \"{}\"\n{target}", ca_file.display());
+    for (tail, trusts) in [(target.clone(), false), (trusted, true)] {
+        let app = spawn_app_for(
+            &op,
+            AppOptions {
+                tail,
+                ..AppOptions::default()
+            },
+        )
+        .await;
+        app.login(&TestUser::alice()).await;
+        let response = app
+            .client
+            .get(app.url("/api/tls/keys"))
+            .header("X-Requested-With", "XMLHttpRequest")
+            .send()
+            .await
+            .unwrap();
+        if trusts {
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.text().await.unwrap(), r#"{"keys":[]}"#);
+        } else {
+            assert_error(response, 502, "UPSTREAM_UNAVAILABLE").await;
+        }
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_proxied_requests_and_upstream_latency() {
     let s = setup().await;
     assert_eq!(s.get("/api/echo/x").await.status(), 200);
