@@ -55,7 +55,7 @@ impl DeclaredBodyCap {
 }
 
 /// The `Content-Length` a request declares (the HTTP layer already refused malformed ones).
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(CONTENT_LENGTH)?
         .to_str()

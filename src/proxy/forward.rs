@@ -22,6 +22,7 @@ use super::headers::{self, Forwarding};
 use super::path::add_query_token;
 use super::{Proxy, ProxyRoute, UpstreamClient};
 use crate::config::Transport;
+use crate::extract::declared_length;
 
 /// The browser's request, as far as the proxy needs it.
 pub struct Incoming<'a> {
@@ -53,11 +54,7 @@ struct TooLarge;
 impl Proxy {
     /// Whether `headers` declare a body longer than `max_body` (checked before anything else).
     pub fn declared_too_large(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .is_some_and(|length| length > self.max_body)
+        declared_length(headers).is_some_and(|length| length > self.max_body)
     }
 
     /// Forwards `incoming` with `token` attached per the route's transport and streams the
@@ -162,13 +159,7 @@ fn body_length(headers: &HeaderMap) -> Option<u64> {
     if headers.contains_key(TRANSFER_ENCODING) {
         return None;
     }
-    Some(
-        headers
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .unwrap_or(0),
-    )
+    Some(declared_length(headers).unwrap_or(0))
 }
 
 /// The target's answer for the browser, its body streamed as it arrives.

@@ -63,14 +63,14 @@ impl SessionService {
     /// Stores `record` under a brand-new ticket and indexes it for back-channel logout.
     pub async fn create(&self, record: &SessionRecord) -> Result<SessionTicket, ApiError> {
         let ticket = SessionTicket::generate()?;
-        let key = ticket.storage_key(&self.prefix);
+        let member = ticket.storage_name();
+        let key = format!("{}{member}", session_keys(&self.prefix));
         let sealed = self.seal(&ticket, &key, record)?;
         let ttl = self.remaining(record, record.last_touch_ms);
         self.store.set(&key, &sealed, ttl).await?;
         // Listed until the session's hard end: the idle timer may move it earlier, never
         // later, so the index never forgets a live session.
         let listed_until = record.created_at_ms.saturating_add(self.max_lifetime_ms);
-        let member = ticket.storage_name();
         if let Some(sid) = &record.sid {
             let index = self.sid_index(&record.provider, sid);
             self.store.index_add(&index, &member, listed_until).await?;
@@ -152,12 +152,12 @@ impl SessionService {
 
     /// Ends one session.
     pub async fn delete(&self, session: &LoadedSession) -> Result<(), ApiError> {
-        let key = session.ticket.storage_key(&self.prefix);
+        let member = session.ticket.storage_name();
+        let key = format!("{}{member}", session_keys(&self.prefix));
         self.store.delete(std::slice::from_ref(&key)).await?;
         let record = &session.record;
         // A member left by an earlier version (the whole key) stays until its time passes;
         // its session is gone, so a later back-channel logout does not count it.
-        let member = session.ticket.storage_name();
         if let Some(sid) = &record.sid {
             let index = self.sid_index(&record.provider, sid);
             self.store.index_remove(&index, &member).await?;
