@@ -37,8 +37,15 @@ async function freePorts(n) {
 
 function logoutIssuer(port, dir) {
   const issuer = `http://127.0.0.1:${port}`;
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const pub = publicKey.export({ format: 'jwk' });
+  // PEM out, then KeyObjects of their own for the JWK export (see newSigningJwk in
+  // dev/op/server.mjs: Node 20 can deadlock exporting a freshly generated KeyObject).
+  const pems = crypto.generateKeyPairSync('ec', {
+    namedCurve: 'P-256',
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  const privateKey = crypto.createPrivateKey(pems.privateKey);
+  const pub = crypto.createPublicKey(pems.publicKey).export({ format: 'jwk' });
   const kid = crypto.createHash('sha256').update(JSON.stringify([pub.crv, pub.x, pub.y])).digest('base64url').slice(0, 16);
   fs.writeFileSync(path.join(dir, 'logout-key.json'), JSON.stringify({ kid, jwk: privateKey.export({ format: 'jwk' }) }), { mode: 0o600 });
   const jwks = JSON.stringify({ keys: [{ ...pub, kid, use: 'sig', alg: 'ES256' }] });

@@ -183,8 +183,16 @@ function claimsForScope(scope) {
 // ---------------------------------------------------------------------------------------------
 
 async function newSigningJwk() {
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: 'jwk' });
+  // The key comes out as PEM and is exported to JWK from a KeyObject of its own: Node 20
+  // can deadlock when a garbage collection during `export` of a freshly generated KeyObject
+  // destroys its key-generation job, which takes the lock `export` holds (seen in CI: the
+  // provider never started listening; gdb showed ~KeyGenJob waiting in ExportJWKRsaKey).
+  const { privateKey: pem } = crypto.generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  const jwk = crypto.createPrivateKey(pem).export({ format: 'jwk' });
   const kid = await jose.calculateJwkThumbprint({ kty: jwk.kty, n: jwk.n, e: jwk.e });
   return { ...jwk, kid, use: 'sig', alg: 'RS256' };
 }

@@ -177,9 +177,7 @@ export async function startOp({ port, serviceUrl, demoPort = null, env = {}, dir
   await waitFor(`${name} (dev/op)`, child, async (signal) => {
     const res = await fetch(`${issuer}/.well-known/openid-configuration`, { signal });
     return res.status === 200 || `discovery ${res.status}`;
-    // Generous: it generates an RSA key at start, and a CI run once saw it take over 15 s
-    // on a busy 2-core machine. Ready providers return at once.
-  }, 60000);
+  }, 15000);
   if (demoPort !== null) {
     await waitFor(`${name} demo`, child, async (signal) => {
       const res = await fetch(`http://127.0.0.1:${demoPort}/config.js`, { signal });
