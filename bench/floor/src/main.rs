@@ -6,9 +6,12 @@
 //! `GET /` with one Redis GET of KEY per request (one multiplexed `ConnectionManager` per
 //! worker, as the service has) and a small JSON object carrying the value's length.
 //! `bench-floor p BIND WORKERS UPSTREAM` forwards every GET to UPSTREAM + its path and
-//! query with a fixed `Authorization` header (one awc client per worker, keep-alive, as
-//! the service's proxy has) and streams the answer back: a bare actix-web reverse proxy.
+//! query as `bench/proxy.sh`'s nginx floor does (the browser's headers but `Host`,
+//! `Connection` and `Cookie`; a fixed `Authorization`; `X-Forwarded-For`), one awc client
+//! per worker with keep-alive as the service's proxy has, and streams the answer back
+//! (with its length when the upstream gave one): a bare actix-web reverse proxy.
 
+use actix_web::body::SizedStream;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -47,8 +50,22 @@ async fn forward(
         .uri()
         .path_and_query()
         .map_or("/", |path| path.as_str());
-    let sent = client
-        .get(format!("{}{path}", upstream.0))
+    // What the nginx floor is configured to do: the browser's headers pass, except
+    // `Host`, `Connection` and `Cookie`; `Authorization` and `X-Forwarded-For` are ours.
+    let mut upstream_request = client.get(format!("{}{path}", upstream.0));
+    for (name, value) in request.headers() {
+        if !matches!(
+            name.as_str(),
+            "host" | "connection" | "cookie" | "authorization" | "x-forwarded-for"
+        ) {
+            upstream_request = upstream_request.append_header((name.clone(), value.clone()));
+        }
+    }
+    if let Some(peer) = request.peer_addr() {
+        upstream_request =
+            upstream_request.insert_header(("x-forwarded-for", peer.ip().to_string()));
+    }
+    let sent = upstream_request
         .insert_header(("authorization", "Bearer fixed"))
         .send()
         .await;
@@ -56,11 +73,22 @@ async fn forward(
         Ok(response) => {
             let mut answer = HttpResponse::build(response.status());
             for (name, value) in response.headers() {
-                if name != "content-length" && name != "connection" {
+                if !matches!(
+                    name.as_str(),
+                    "content-length" | "connection" | "transfer-encoding" | "keep-alive"
+                ) {
                     answer.append_header((name.clone(), value.clone()));
                 }
             }
-            answer.streaming(response)
+            let length = response
+                .headers()
+                .get("content-length")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse::<u64>().ok());
+            match length {
+                Some(length) => answer.body(SizedStream::new(length, response)),
+                None => answer.streaming(response),
+            }
         }
         Err(_) => HttpResponse::BadGateway().finish(),
     }
