@@ -17,6 +17,8 @@
 #   sessions, measured in the same alternation ("oursb"): a before/after of one change.
 #   PERF=DIR: also `perf record` the floor and the service during their runs into
 #   DIR/floor.data and DIR/ours.data (those runs then carry perf's overhead).
+#   ACCESS_LOG=1: run the service with its default logging (an access line per request)
+#   instead of `[log] access = false` and RUST_LOG=warn (the floors write no access log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -77,8 +79,7 @@ cat >"$workdir/bench.toml" <<TOML
 bind = "127.0.0.1:$service_port"
 public_url = "http://127.0.0.1:$service_port"
 workers = 2
-[log]
-access = false
+$( [ "${ACCESS_LOG:-0}" = 1 ] || printf '[log]\naccess = false\n' )
 [session]
 store = "$store"
 key_prefix = "bench-proxy:$(date +%s):"
@@ -99,7 +100,9 @@ strategy = "access_token"
 proxy_path = "/api/big"
 TOML
 sleep 1
-RUST_LOG=warn "$bin" --config "$workdir/bench.toml" >"$workdir/service.log" 2>&1 &
+service_env=(RUST_LOG=warn)
+[ "${ACCESS_LOG:-0}" = 1 ] && service_env=(-u RUST_LOG)
+env "${service_env[@]}" "$bin" --config "$workdir/bench.toml" >"$workdir/service.log" 2>&1 &
 service_pid=$!
 pids+=($service_pid)
 ready=
@@ -113,7 +116,7 @@ if [ -n "${IDENTITY_BIN_B:-}" ]; then
   [ "$store" = redis ] || { echo "IDENTITY_BIN_B needs STORE=redis (shared sessions)" >&2; exit 1; }
   service_b_port=$((service_port + 10))
   sed "s/^bind = .*/bind = \"127.0.0.1:$service_b_port\"/" "$workdir/bench.toml" >"$workdir/bench-b.toml"
-  RUST_LOG=warn "$IDENTITY_BIN_B" --config "$workdir/bench-b.toml" >"$workdir/service-b.log" 2>&1 &
+  env "${service_env[@]}" "$IDENTITY_BIN_B" --config "$workdir/bench-b.toml" >"$workdir/service-b.log" 2>&1 &
   service_b_pid=$!
   pids+=($service_b_pid)
   for _ in $(seq 1 150); do
@@ -161,6 +164,11 @@ result="bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
   echo "# proxied GET of a small JSON, release build, $(nproc) cores, $(date -u +%FT%TZ), store=$store"
   echo "# wrk -t2 -c$connections -d${duration}s; CPU = user+system time of the proxy process(es) / requests"
+  if [ "${ACCESS_LOG:-0}" = 1 ]; then
+    echo "# service logging: default (access line per request); floors: no access log"
+  else
+    echo "# service logging: [log] access = false, RUST_LOG=warn (as the floors: no access log)"
+  fi
   run direct "http://127.0.0.1:$upstream_port/item" $(nginx_pids "$workdir/up")
   for _ in $(seq 1 "${ROUNDS:-3}"); do
     run floor "http://127.0.0.1:$floor_port/item" $(nginx_pids "$workdir/floor")
