@@ -119,11 +119,19 @@ impl Application {
                         .app_data(RouteLabel(metrics_label.clone()))
                         .route(web::get().to(routes::health::get_metrics)),
                 )
-                .service(
-                    web::scope(&base_path)
-                        .configure(|scope| routes::proxy::configure(scope, &proxy))
-                        .configure(routes::configure),
-                )
+                .configure(|config| {
+                    let endpoints = |config: &mut web::ServiceConfig| {
+                        routes::proxy::configure(config, &proxy);
+                        routes::configure(config);
+                    };
+                    // Without a base path the routes sit on the app itself: a scope
+                    // matching everything would only add a routing step to every request.
+                    if base_path.is_empty() {
+                        endpoints(config);
+                    } else {
+                        config.service(web::scope(&base_path).configure(endpoints));
+                    }
+                })
                 .default_service(web::to(routes::not_found))
         })
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
