@@ -63,14 +63,24 @@ impl CookieSettings {
             .filter_map(|header| std::str::from_utf8(header.as_bytes()).ok())
             .flat_map(|header| header.split(';'))
             // Only the session cookie is parsed (and percent-decoded), not every other one.
-            .filter(|pair| {
-                pair.trim_start()
-                    .strip_prefix(self.name.as_str())
-                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            .find_map(|pair| {
+                let value = pair
+                    .trim_start()
+                    .strip_prefix(self.name.as_str())?
+                    .trim_start()
+                    .strip_prefix('=')?;
+                Some((pair, value.trim()))
             })
-            .filter_map(|pair| Cookie::parse_encoded(pair.trim()).ok())
-            .find(|cookie| cookie.name() == self.name)
-            .and_then(|cookie| SessionTicket::parse(cookie.value()))
+            .and_then(|(pair, value)| {
+                // Our values are plain base64url; a quoted or percent-encoded one is
+                // read the way the cookie crate reads it.
+                if value.contains(['%', '"']) {
+                    let cookie = Cookie::parse_encoded(pair.trim()).ok()?;
+                    SessionTicket::parse(cookie.value().trim_matches('"'))
+                } else {
+                    SessionTicket::parse(value)
+                }
+            })
     }
 
     /// Whether the request carries a session cookie at all.
@@ -223,6 +233,32 @@ mod tests {
             .insert_header(("cookie", "ctIDENTITYX=y; ctIDENTITY_login_abc=x"))
             .to_http_request();
         assert!(settings_root().ticket(&without).is_none());
+    }
+
+    #[test]
+    fn a_quoted_or_percent_encoded_ticket_is_read_and_the_first_one_counts() {
+        let ticket = SessionTicket::generate().unwrap();
+        let value = ticket.cookie_value();
+        let encoded = value.replace('.', "%2E");
+        for header in [
+            format!("ctIDENTITY={encoded}"),
+            format!("ctIDENTITY=\"{value}\""),
+            format!("ctIDENTITY={value}; ctIDENTITY=other.value"),
+        ] {
+            let request = actix_web::test::TestRequest::default()
+                .insert_header(("cookie", header.clone()))
+                .to_http_request();
+            let found = settings_root().ticket(&request);
+            assert_eq!(
+                found.map(|t| t.cookie_value()),
+                Some(value.clone()),
+                "{header}"
+            );
+        }
+        let first_is_broken = actix_web::test::TestRequest::default()
+            .insert_header(("cookie", format!("ctIDENTITY=broken; ctIDENTITY={value}")))
+            .to_http_request();
+        assert!(settings_root().ticket(&first_is_broken).is_none());
     }
 
     fn settings_root() -> CookieSettings {

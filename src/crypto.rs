@@ -33,6 +33,17 @@ pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
+/// Decodes base64url without padding into exactly `N` bytes, without allocating.
+pub fn b64_decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+    // Room for the decoder's estimate (a multiple of 3); a longer text is wrong anyway.
+    let mut buffer = [0u8; 64];
+    if N + 3 > buffer.len() || text.len() > (N + 3) / 3 * 4 {
+        return None;
+    }
+    let written = URL_SAFE_NO_PAD.decode_slice(text, &mut buffer).ok()?;
+    buffer.get(..written)?.try_into().ok()
+}
+
 /// SHA-256 of `label` and `value`, base64url: a storage key name that cannot be turned
 /// back into the value it was derived from. `label` separates the uses.
 pub fn derive_name(label: &str, value: &[u8]) -> String {
@@ -103,6 +114,17 @@ mod tests {
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         assert!(open(&key, b"ctx", tampered).is_none());
+    }
+
+    #[test]
+    fn fixed_length_decoding_takes_exactly_that_many_bytes() {
+        let text = b64(&[7u8; 16]);
+        assert_eq!(b64_decode_array::<16>(&text), Some([7u8; 16]));
+        assert_eq!(b64_decode_array::<15>(&text), None);
+        assert_eq!(b64_decode_array::<17>(&text), None);
+        assert_eq!(b64_decode_array::<32>(&b64(&[1u8; 48])), None);
+        assert_eq!(b64_decode_array::<16>("not base64!"), None);
+        assert_eq!(b64_decode_array::<16>(&format!("{text}=")), None);
     }
 
     #[test]

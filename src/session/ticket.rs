@@ -32,8 +32,8 @@ impl SessionTicket {
     /// Reads a cookie value; `None` for anything that is not a well-formed ticket.
     pub fn parse(cookie_value: &str) -> Option<Self> {
         let (id, secret) = cookie_value.split_once('.')?;
-        let id: [u8; ID_LEN] = crypto::b64_decode(id)?.try_into().ok()?;
-        let secret: [u8; SECRET_LEN] = crypto::b64_decode(secret)?.try_into().ok()?;
+        let id = crypto::b64_decode_array::<ID_LEN>(id)?;
+        let secret = crypto::b64_decode_array::<SECRET_LEN>(secret)?;
         Some(Self { id, secret })
     }
 
