@@ -23,6 +23,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::client_auth::ClientKey;
+use super::flow::AuthorizeUrlBase;
 use crate::config::{ClientAuth, ProviderConfig};
 use crate::error::ApiError;
 
@@ -65,6 +66,8 @@ pub struct Discovered {
     pub issuer: String,
     /// Client for the code flow and ID token checks.
     pub client: OidcClient,
+    /// What every authorization request to this provider shares.
+    pub authorize_url: AuthorizeUrlBase,
     /// The provider's keys, for logout tokens and bearer tokens.
     pub jwks: jsonwebtoken::jwk::JwkSet,
     /// Token endpoint.
@@ -387,6 +390,12 @@ impl Provider {
             }
             ClientAuth::PrivateKeyJwt { .. } | ClientAuth::None => None,
         };
+        let authorize_url = AuthorizeUrlBase::new(
+            metadata.authorization_endpoint().url(),
+            &self.config.client_id,
+            self.redirect_uri.as_str(),
+            &self.config.scopes,
+        );
         let mut client = CoreClient::from_provider_metadata(
             metadata.set_jwks(core_jwks),
             ClientId::new(self.config.client_id.clone()),
@@ -399,6 +408,7 @@ impl Provider {
         Ok(Discovered {
             issuer: extra.issuer,
             client,
+            authorize_url,
             jwks,
             token_endpoint: extra.token_endpoint,
             userinfo_endpoint: extra.userinfo_endpoint,
