@@ -222,8 +222,10 @@ function report(casesFile, factsFile, out) {
     const r = rps(t) / rps('userinfo cookie');
     target(`POST /token cached (${t.split(' ')[1]}) req/s`, '≥ 0.8 × /userinfo', `${r.toFixed(2)} ×`, r >= 0.8);
   }
-  const lg = rps('login 302') / rps('floor e');
-  target('GET /login 302 req/s', '≥ 0.7 × floor e', `${lg.toFixed(2)} ×`, lg >= 0.7);
+  // Issue 10: floor e, or floor d once the login writes nothing to Redis.
+  const loginFloor = (cases['login 302']?.redis_per_req ?? 0) >= 0.5 ? 'floor e' : 'floor d';
+  const lg = rps('login 302') / rps(loginFloor);
+  target('GET /login 302 req/s', `≥ 0.7 × ${loginFloor}${loginFloor === 'floor d' ? ' (no Redis call)' : ''}`, `${lg.toFixed(2)} ×`, lg >= 0.7);
   target('back-channel logout req/s', '≥ 5,000', fmt(rps('backchannel logout')), rps('backchannel logout') >= 5000);
   const ours = Object.values(cases).filter((c) => !c.name.startsWith('floor'));
   const floorsP99 = Object.values(cases).filter((c) => c.name.startsWith('floor')).map((c) => c.p99_ms);

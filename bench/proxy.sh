@@ -157,7 +157,11 @@ run() { # name url pids...
   rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ { print $2 }')
   p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
   us=$(python3 -c "print(round(($after - $before) * 1e6 / $hz / $reqs, 1))")
-  printf '%-7s %10s req/s  p99 %8s  proxy CPU %6s us/request\n' "$name" "$rps" "$p99" "$us"
+  # wrk prints these lines only when there were any.
+  non2xx=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx responses/ { print $NF }')
+  sockerr=$(printf '%s\n' "$out" | awk '/Socket errors/ { $1 = $2 = ""; print }' | sed 's/^ *//')
+  printf '%-7s %10s req/s  p99 %8s  proxy CPU %6s us/request%s%s\n' "$name" "$rps" "$p99" "$us" \
+    "${non2xx:+  non-2xx: $non2xx}" "${sockerr:+  socket errors: $sockerr}"
   eval "cpu_$name+=(\"$us\")"
 }
 result="bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ).md"
