@@ -54,6 +54,19 @@ pub fn derive_name(label: &str, value: &[u8]) -> String {
     b64(context.finish().as_ref())
 }
 
+/// Like [`derive_name`] over several values, each preceded by its length (so no two
+/// different lists hash alike), without joining them first.
+pub fn derive_name_of(label: &str, values: &[&[u8]]) -> String {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(label.as_bytes());
+    context.update(&[0]);
+    for value in values {
+        context.update(&(value.len() as u64).to_be_bytes());
+        context.update(value);
+    }
+    b64(context.finish().as_ref())
+}
+
 /// SHA-256 of `label` and `value` as a 32-byte key.
 pub fn derive_key(label: &str, value: &[u8]) -> [u8; 32] {
     let mut context = digest::Context::new(&digest::SHA256);
@@ -125,6 +138,15 @@ mod tests {
         assert_eq!(b64_decode_array::<32>(&b64(&[1u8; 48])), None);
         assert_eq!(b64_decode_array::<16>("not base64!"), None);
         assert_eq!(b64_decode_array::<16>(&format!("{text}=")), None);
+    }
+
+    #[test]
+    fn names_of_lists_differ_wherever_the_parts_are_cut() {
+        let a = derive_name_of("l", &[b"ab", b"c"]);
+        assert_eq!(a, derive_name_of("l", &[b"ab", b"c"]));
+        assert_ne!(a, derive_name_of("l", &[b"a", b"bc"]));
+        assert_ne!(a, derive_name_of("m", &[b"ab", b"c"]));
+        assert_ne!(a, derive_name("l", b"abc"));
     }
 
     #[test]

@@ -92,6 +92,17 @@ impl Prefetched {
     }
 }
 
+/// Whose token a cache slot holds.
+#[derive(Clone, Copy)]
+pub enum SlotOwner<'a> {
+    /// A session, by its ticket's secret.
+    Session(&'a [u8]),
+    /// A bearer caller, by its token.
+    Bearer(&'a str),
+    /// Nobody: the target's shared service token.
+    Service,
+}
+
 /// Sealed token cache over the store.
 #[derive(Clone)]
 pub struct TokenCache {
@@ -108,10 +119,16 @@ impl TokenCache {
         }
     }
 
-    /// The slot of a token named by `owner` (a session key, a token hash, a target) and
-    /// target URL, sealed with `secret`.
-    pub fn slot(&self, owner: &str, target: &str, secret: &[u8]) -> CacheSlot {
-        let name = crypto::derive_name("token-cache", format!("{owner}\0{target}").as_bytes());
+    /// The slot of a token for `target` owned by `owner` (a session's secret, a bearer
+    /// token, or the target itself), sealed with `secret`. Its name is one hash of the
+    /// owner's secret material: it says nothing about the owner, nor links two slots.
+    pub fn slot(&self, owner: SlotOwner<'_>, target: &str, secret: &[u8]) -> CacheSlot {
+        let (kind, material): (&[u8], &[u8]) = match owner {
+            SlotOwner::Session(secret) => (b"session", secret),
+            SlotOwner::Bearer(token) => (b"bearer", token.as_bytes()),
+            SlotOwner::Service => (b"service", b""),
+        };
+        let name = crypto::derive_name_of("token-cache", &[kind, material, target.as_bytes()]);
         let mut seal_input = secret.to_vec();
         seal_input.extend_from_slice(target.as_bytes());
         CacheSlot {

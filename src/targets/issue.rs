@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use super::Target;
-use super::cache::{CacheSlot, CachedToken, Prefetched, TokenCache};
+use super::cache::{CacheSlot, CachedToken, Prefetched, SlotOwner, TokenCache};
 use super::signing::Signer;
 use super::{access_token, client_credentials, exchange, jwt, password};
 use crate::caller::Caller;
 use crate::clock::unix_now;
 use crate::config::Strategy;
-use crate::crypto;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::oidc::ProviderRegistry;
@@ -224,10 +223,11 @@ async fn cached_or_fetched(
 fn user_slot(cache: &TokenCache, caller: &Caller, target: &Target) -> CacheSlot {
     match caller {
         Caller::Session(session) => session_slot(cache, &session.ticket, target),
-        Caller::Bearer(identity) => {
-            let owner = crypto::derive_name("bearer-owner", identity.token().as_bytes());
-            cache.slot(&owner, target.url(), identity.token().as_bytes())
-        }
+        Caller::Bearer(identity) => cache.slot(
+            SlotOwner::Bearer(identity.token()),
+            target.url(),
+            identity.token().as_bytes(),
+        ),
     }
 }
 
@@ -237,11 +237,14 @@ pub(super) fn session_slot(
     ticket: &SessionTicket,
     target: &Target,
 ) -> CacheSlot {
-    let owner = crypto::derive_name("session-owner", ticket.secret());
-    cache.slot(&owner, target.url(), ticket.secret())
+    cache.slot(
+        SlotOwner::Session(ticket.secret()),
+        target.url(),
+        ticket.secret(),
+    )
 }
 
 /// Where the shared service token of `target` is cached.
 pub(super) fn service_slot(cache: &TokenCache, target: &Target) -> CacheSlot {
-    cache.slot("service", target.url(), &target.service_secret)
+    cache.slot(SlotOwner::Service, target.url(), &target.service_secret)
 }
