@@ -1,7 +1,9 @@
 //! The few cryptographic operations the service needs, as thin wrappers over aws-lc-rs:
 //! random values, SHA-256 key derivation for storage keys, and AES-256-GCM sealing.
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::aead::{
+    AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, RandomizedNonceKey, UnboundKey,
+};
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -93,6 +95,33 @@ pub fn seal(key: &[u8; 32], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>,
     Ok(sealed)
 }
 
+/// The length of a sealing nonce.
+pub const SEAL_NONCE_LEN: usize = NONCE_LEN;
+
+/// [`seal`] with a nonce the caller drew from the CSPRNG ([`random_bytes`]) together with
+/// other random values, saving a draw (each costs ~0.4 µs of RDRAND on these machines).
+/// The output has [`seal`]'s shape, so [`open`] opens it.
+pub fn seal_with_nonce(
+    key: &[u8; 32],
+    nonce: [u8; SEAL_NONCE_LEN],
+    context: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| CryptoError)?);
+    let mut sealed = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
+    sealed.extend_from_slice(&nonce);
+    sealed.extend_from_slice(plaintext);
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(context),
+            sealed.get_mut(NONCE_LEN..).ok_or(CryptoError)?,
+        )
+        .map_err(|_| CryptoError)?;
+    sealed.extend_from_slice(tag.as_ref());
+    Ok(sealed)
+}
+
 /// Reverses [`seal`]; `None` when the key, the context or the data do not match.
 pub fn open(key: &[u8; 32], context: &[u8], mut sealed: Vec<u8>) -> Option<Vec<u8>> {
     if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
@@ -127,6 +156,17 @@ mod tests {
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         assert!(open(&key, b"ctx", tampered).is_none());
+    }
+
+    #[test]
+    fn sealing_with_a_drawn_nonce_opens_like_seal() {
+        let key = [7u8; 32];
+        let nonce: [u8; SEAL_NONCE_LEN] = random_bytes().unwrap();
+        let sealed = seal_with_nonce(&key, nonce, b"ctx", b"pending").unwrap();
+        assert_eq!(sealed.get(..SEAL_NONCE_LEN).unwrap(), &nonce);
+        assert_eq!(open(&key, b"ctx", sealed.clone()).unwrap(), b"pending");
+        assert!(open(&key, b"other", sealed.clone()).is_none());
+        assert!(open(&[8u8; 32], b"ctx", sealed).is_none());
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct LoginStart {
     pub state: String,
     /// What the browser's login cookie carries to `/callback`.
     pub pending: PendingLogin,
+    /// A fresh random nonce for sealing `pending` (drawn with the state).
+    pub seal_nonce: [u8; crypto::SEAL_NONCE_LEN],
 }
 
 /// Optional parameters passed through to the provider.
@@ -163,16 +165,19 @@ impl AuthorizeUrlBase {
 }
 
 /// Builds the authorization request for `provider`: `state`, `nonce` and the PKCE
-/// verifier (RFC 7636, S256) are 32 random bytes each, drawn at once.
+/// verifier (RFC 7636, S256) are 32 random bytes each, drawn at once with the nonce that
+/// seals the pending login.
 pub fn begin_login(
     provider: &Provider,
     discovered: &Discovered,
     return_url: ReturnUrl,
     hints: &LoginHints<'_>,
 ) -> Result<LoginStart, ApiError> {
-    let random = crypto::random_bytes::<96>()?;
+    let random = crypto::random_bytes::<{ 96 + crypto::SEAL_NONCE_LEN }>()?;
     let (state, rest) = random.split_at(32);
-    let (nonce, verifier) = rest.split_at(32);
+    let (nonce, rest) = rest.split_at(32);
+    let (verifier, seal_nonce) = rest.split_at(32);
+    let seal_nonce = seal_nonce.try_into().map_err(|_| crypto::CryptoError)?;
     let (state, nonce) = (crypto::b64(state), crypto::b64(nonce));
     let verifier = PkceCodeVerifier::new(crypto::b64(verifier));
     let challenge = PkceCodeChallenge::from_code_verifier_sha256(&verifier);
@@ -188,6 +193,7 @@ pub fn begin_login(
             nonce,
             return_url,
         },
+        seal_nonce,
     })
 }
 

@@ -161,9 +161,16 @@ impl PendingLogins {
         self.lifetime
     }
 
-    /// The cookie value carrying `login` for `state`. A login too large for a cookie
-    /// (its `returnURL` is too long) is `REDIRECT_NOT_ALLOWED`.
-    pub fn seal<T: Serialize>(&self, state: &str, login: &T, now: i64) -> Result<String, ApiError> {
+    /// The cookie value carrying `login` for `state`, sealed with `nonce` (fresh from the
+    /// CSPRNG, drawn with the state). A login too large for a cookie (its `returnURL` is
+    /// too long) is `REDIRECT_NOT_ALLOWED`.
+    pub fn seal<T: Serialize>(
+        &self,
+        state: &str,
+        nonce: [u8; crypto::SEAL_NONCE_LEN],
+        login: &T,
+        now: i64,
+    ) -> Result<String, ApiError> {
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
         let envelope = Envelope {
             exp: now.saturating_add(lifetime),
@@ -173,7 +180,12 @@ impl PendingLogins {
             what: "a pending login",
             source,
         })?;
-        let value = crypto::b64(&crypto::seal(&Self::key(state), AAD, &plain)?);
+        let value = crypto::b64(&crypto::seal_with_nonce(
+            &Self::key(state),
+            nonce,
+            AAD,
+            &plain,
+        )?);
         if value.len() > MAX_LOGIN_COOKIE_VALUE {
             tracing::warn!(
                 check = "login cookie size",
@@ -251,7 +263,7 @@ mod tests {
     #[test]
     fn a_sealed_login_opens_only_with_its_state_before_it_expires() {
         let logins = logins();
-        let value = logins.seal("state-a", &"payload", 1000).unwrap();
+        let value = logins.seal("state-a", [1; 12], &"payload", 1000).unwrap();
         assert!(!value.contains("payload"));
         let (login, exp): (String, i64) = logins.open("state-a", Some(&value), 1599).unwrap();
         assert_eq!((login.as_str(), exp), ("payload", 1600));
@@ -288,10 +300,10 @@ mod tests {
         let logins = logins();
         let big = "a".repeat(MAX_LOGIN_COOKIE_VALUE);
         assert_eq!(
-            logins.seal("s", &big, 0).unwrap_err().code(),
+            logins.seal("s", [2; 12], &big, 0).unwrap_err().code(),
             "REDIRECT_NOT_ALLOWED"
         );
-        assert!(logins.seal("s", &"a".repeat(2048), 0).is_ok());
+        assert!(logins.seal("s", [3; 12], &"a".repeat(2048), 0).is_ok());
     }
 
     #[actix_web::test]
