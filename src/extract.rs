@@ -2,6 +2,8 @@
 //! and the extractor configurations that cap bodies at 64 KiB and turn every malformed
 //! input into a 4xx JSON error.
 
+use std::borrow::Cow;
+
 use actix_web::dev::ServiceRequest;
 use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError, UrlencodedError};
 use actix_web::http::header::{CONTENT_LENGTH, HeaderMap};
@@ -65,18 +67,33 @@ pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Decoded query or form parameters in order.
+/// Decoded query or form parameters in order; a name or value that needed no decoding
+/// borrows from the text it was parsed from.
 #[derive(Debug, Default)]
-pub struct Params {
-    pairs: Vec<(String, String)>,
+pub struct Params<'a> {
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-impl Params {
+impl<'a> Params<'a> {
     /// Parses `a=1&b=2` (as the `application/x-www-form-urlencoded` rules say; never fails).
-    pub fn parse(encoded: &str) -> Self {
+    pub fn parse(encoded: &'a str) -> Self {
         Self {
-            pairs: form_urlencoded::parse(encoded.as_bytes())
-                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            pairs: form_urlencoded::parse(encoded.as_bytes()).collect(),
+        }
+    }
+
+    /// The same parameters, owning their text.
+    pub fn into_owned(self) -> Params<'static> {
+        Params {
+            pairs: self
+                .pairs
+                .into_iter()
+                .map(|(name, value)| {
+                    (
+                        Cow::Owned(name.into_owned()),
+                        Cow::Owned(value.into_owned()),
+                    )
+                })
                 .collect(),
         }
     }
@@ -86,7 +103,7 @@ impl Params {
         self.pairs
             .iter()
             .find(|(key, value)| key == name && !value.is_empty())
-            .map(|(_, value)| value.as_str())
+            .map(|(_, value)| value.as_ref())
     }
 
     /// How many times `name` occurs (empty values included).
@@ -140,7 +157,7 @@ pub fn query_config() -> web::QueryConfig {
 pub async fn read_form(
     request: &actix_web::HttpRequest,
     payload: web::Payload,
-) -> Result<Params, ApiError> {
+) -> Result<Params<'static>, ApiError> {
     let content_type = request
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
@@ -159,7 +176,7 @@ pub async fn read_form(
         .map_err(|_| ApiError::InvalidParameter("The body could not be read".to_owned()))?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::InvalidParameter("The form body is not UTF-8".to_owned()))?;
-    Ok(Params::parse(text))
+    Ok(Params::parse(text).into_owned())
 }
 
 #[cfg(test)]
