@@ -1,9 +1,7 @@
 //! The few cryptographic operations the service needs, as thin wrappers over aws-lc-rs:
 //! random values, SHA-256 key derivation for storage keys, and AES-256-GCM sealing.
 
-use aws_lc_rs::aead::{
-    AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, RandomizedNonceKey, UnboundKey,
-};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -82,25 +80,17 @@ pub fn derive_key(label: &str, value: &[u8]) -> [u8; 32] {
 
 /// Encrypts and authenticates `plaintext` under `key`, binding it to `context` (the
 /// storage key, so a value cannot be moved to another key). Output: nonce || ciphertext || tag.
+/// The nonce is 96 random bits from the CSPRNG.
 pub fn seal(key: &[u8; 32], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let sealing_key = RandomizedNonceKey::new(&AES_256_GCM, key).map_err(|_| CryptoError)?;
-    let mut in_out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
-    in_out.extend_from_slice(plaintext);
-    let nonce = sealing_key
-        .seal_in_place_append_tag(Aad::from(context), &mut in_out)
-        .map_err(|_| CryptoError)?;
-    let mut sealed = Vec::with_capacity(NONCE_LEN + in_out.len());
-    sealed.extend_from_slice(nonce.as_ref());
-    sealed.extend_from_slice(&in_out);
-    Ok(sealed)
+    seal_with_nonce(key, random_bytes()?, context, plaintext)
 }
 
 /// The length of a sealing nonce.
 pub const SEAL_NONCE_LEN: usize = NONCE_LEN;
 
-/// [`seal`] with a nonce the caller drew from the CSPRNG ([`random_bytes`]) together with
-/// other random values, saving a draw (each costs ~0.4 µs of RDRAND on these machines).
-/// The output has [`seal`]'s shape, so [`open`] opens it.
+/// [`seal`] with a nonce the caller drew from the CSPRNG ([`random_bytes`]), e.g. together
+/// with other random values to save a draw (each costs ~0.4 µs of RDRAND on these
+/// machines). Never pass a nonce twice for one key.
 pub fn seal_with_nonce(
     key: &[u8; 32],
     nonce: [u8; SEAL_NONCE_LEN],
@@ -127,7 +117,7 @@ pub fn open(key: &[u8; 32], context: &[u8], mut sealed: Vec<u8>) -> Option<Vec<u
     if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
         return None;
     }
-    let opening_key = RandomizedNonceKey::new(&AES_256_GCM, key).ok()?;
+    let opening_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).ok()?);
     let (nonce, ciphertext) = sealed.split_at_mut_checked(NONCE_LEN)?;
     let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
     let plaintext_len = opening_key
