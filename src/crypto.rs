@@ -67,6 +67,15 @@ pub fn derive_name_of(label: &str, values: &[&[u8]]) -> String {
     b64(context.finish().as_ref())
 }
 
+/// Whether `a` and `b` are equal, in time that depends on neither their content nor
+/// their lengths (both are hashed first, then compared in constant time): for secrets
+/// a caller presents, such as the admin token.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let a = digest::digest(&digest::SHA256, a);
+    let b = digest::digest(&digest::SHA256, b);
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok()
+}
+
 /// SHA-256 of `label` and `value` as a 32-byte key.
 pub fn derive_key(label: &str, value: &[u8]) -> [u8; 32] {
     let mut context = digest::Context::new(&digest::SHA256);

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     /// Upstream call latency by provider and call (`discovery`, `token`, `userinfo`, ...).
     pub upstream_latency: HistogramVec,
+    /// Sessions ended by kind (`logout`, `user`, `admin`, `backchannel`; SPEC 11).
+    pub sessions_ended: IntCounterVec,
 }
 
 impl Metrics {
@@ -50,12 +52,20 @@ impl Metrics {
                 ),
                 &["provider", "call"],
             )?,
+            sessions_ended: IntCounterVec::new(
+                Opts::new(
+                    "identity_sessions_ended_total",
+                    "Sessions ended by kind: logout, user (DELETE /sessions), admin, backchannel",
+                ),
+                &["kind"],
+            )?,
         };
         registry.register(Box::new(metrics.logins.clone()))?;
         registry.register(Box::new(metrics.logouts.clone()))?;
         registry.register(Box::new(metrics.token_requests.clone()))?;
         registry.register(Box::new(metrics.store_errors.clone()))?;
         registry.register(Box::new(metrics.upstream_latency.clone()))?;
+        registry.register(Box::new(metrics.sessions_ended.clone()))?;
         Ok(metrics)
     }
 }

@@ -79,6 +79,47 @@ impl KeyValueStore for ObservedStore {
         self.observe(self.inner.index_remove(index, member).await)
     }
 
+    async fn listing_add(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+        expires_at_ms: i64,
+        entry: &[u8],
+    ) -> Result<(), StoreError> {
+        self.observe(
+            self.inner
+                .listing_add(index, listing, member, expires_at_ms, entry)
+                .await,
+        )
+    }
+
+    async fn listing_touch(
+        &self,
+        listing: &str,
+        member: &str,
+        first_word: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.observe(self.inner.listing_touch(listing, member, first_word).await)
+    }
+
+    async fn listing_entries(
+        &self,
+        index: &str,
+        listing: &str,
+    ) -> Result<crate::store::ListingEntries, StoreError> {
+        self.observe(self.inner.listing_entries(index, listing).await)
+    }
+
+    async fn listing_remove(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+    ) -> Result<(), StoreError> {
+        self.observe(self.inner.listing_remove(index, listing, member).await)
+    }
+
     async fn delete_indexed(&self, index: &str, key_prefix: &str) -> Result<u64, StoreError> {
         self.observe(self.inner.delete_indexed(index, key_prefix).await)
     }

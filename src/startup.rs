@@ -81,6 +81,11 @@ impl Application {
             ),
         });
         let metrics_path = metrics_path(gate.as_ref(), &base_path);
+        // SPEC 11: beside /metrics on the metrics listener, else under the base path.
+        let admin_path = match &gate {
+            Some(_) => routes::admin::ADMIN_SESSIONS_PATH.to_owned(),
+            None => format!("{base_path}{}", routes::admin::ADMIN_SESSIONS_PATH),
+        };
         let metrics_registry = web::Data::new(MetricsRegistry(registry));
         // Labels are relative to the base path; the metrics listener's path is not under it.
         let metrics_label = metrics_path
@@ -119,6 +124,7 @@ impl Application {
                         .app_data(RouteLabel(metrics_label.clone()))
                         .route(web::get().to(routes::health::get_metrics)),
                 )
+                .service(routes::admin::resource(&admin_path))
                 .configure(|config| {
                     let endpoints = |config: &mut web::ServiceConfig| {
                         routes::proxy::configure(config, &proxy);
@@ -299,15 +305,17 @@ struct MetricsGate {
 }
 
 impl MetricsGate {
-    /// The main listener answers 404 to `/metrics`; the metrics listener serves only
-    /// `/metrics` and health (marking the request so readiness may show detail).
+    /// The main listener answers 404 to `/metrics` and `/admin/sessions`; the metrics
+    /// listener serves only those and health (marking the request so readiness may show detail).
     fn allows(&self, request: &ServiceRequest) -> bool {
         let path = request.path();
         if request.app_config().local_addr() == self.metrics_addr {
             request.extensions_mut().insert(MetricsListener);
-            path == self.metrics_path || self.health_paths.iter().any(|health| health == path)
+            path == self.metrics_path
+                || path == routes::admin::ADMIN_SESSIONS_PATH
+                || self.health_paths.iter().any(|health| health == path)
         } else {
-            path != self.metrics_path
+            path != self.metrics_path && path != routes::admin::ADMIN_SESSIONS_PATH
         }
     }
 

@@ -17,6 +17,8 @@ use crate::oidc::bearer::BearerVerifier;
 use crate::oidc::login::LoginDeps;
 use crate::oidc::logout::LogoutDeps;
 use crate::oidc::refresh::RefreshDeps;
+use crate::oidc::revoke::RevokeDeps;
+use crate::oidc::session_list::SessionListDeps;
 use crate::origin::OriginPolicy;
 use crate::pages::Pages;
 use crate::redirect::RedirectPolicy;
@@ -188,6 +190,7 @@ impl AppState {
             pending_ttl: PENDING_TTL,
             public_base: &self.public_base,
             metrics: &self.metrics,
+            http: &self.http,
         }
     }
 
@@ -200,6 +203,18 @@ impl AppState {
             store: &self.store,
             key_prefix: &self.config.session.key_prefix,
             max_age: self.config.backchannel.max_age,
+        }
+    }
+
+    /// What listing and ending a user's sessions needs (SPEC 11).
+    pub fn session_list_deps(&self) -> SessionListDeps<'_> {
+        SessionListDeps {
+            sessions: &self.sessions,
+            revoke: RevokeDeps {
+                providers: &self.providers,
+                http: &self.http,
+                metrics: &self.metrics,
+            },
         }
     }
 

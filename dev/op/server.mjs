@@ -677,6 +677,20 @@ provider.on('grant.success', (ctx) => {
   });
 });
 
+// Refresh tokens issued per user (for GET /dev/refresh-tokens: the interop tests check that
+// a logout at the service revoked its refresh token here, RFC 7009). Development only.
+const issuedRefreshTokens = new Map(); // accountId -> [refresh_token]
+
+provider.on('grant.success', (ctx) => {
+  const token = ctx.body?.refresh_token;
+  const { AuthorizationCode: code, RefreshToken: used } = ctx.oidc.entities;
+  const accountId = code?.accountId ?? used?.accountId;
+  if (!token || !accountId) return;
+  const issued = issuedRefreshTokens.get(accountId) ?? [];
+  issued.push(token);
+  issuedRefreshTokens.set(accountId, issued.slice(-20));
+});
+
 // ---------------------------------------------------------------------------------------------
 // Logging: one line per request; path without query string (codes, tokens, id_token_hint).
 // ---------------------------------------------------------------------------------------------
@@ -839,6 +853,14 @@ async function devRoutes(ctx) {
 <p><a href="/.well-known/openid-configuration">Discovery document</a> · <a href="/jwks">JWKS</a></p>
 <p>Users: ${USERS.map((u) => `${htmlEscape(u.username)} / ${htmlEscape(u.password)}`).join(', ')}</p>
 <p><a id="op-logout" href="/session/end">Sign out of the provider</a></p>`);
+    return true;
+  }
+  // The refresh tokens issued to a user (newest last), for the revocation interop test.
+  if (ctx.path === '/dev/refresh-tokens' && ctx.method === 'GET') {
+    ctx.set('cache-control', 'no-store');
+    const who = String(ctx.query.sub ?? ctx.query.username ?? '');
+    const user = USERS_BY_SUB.get(who) ?? USERS_BY_NAME.get(who.toLowerCase());
+    ctx.body = { refresh_tokens: user ? (issuedRefreshTokens.get(user.sub) ?? []) : [] };
     return true;
   }
   // OP-side logout of a user everywhere: ends their provider sessions and sends a

@@ -176,6 +176,17 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[tls]`.
     pub tls: TlsConfig,
+    /// `[admin]` (SPEC 11).
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: the operator's session endpoints (SPEC 11).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AdminConfig {
+    /// The bearer token of `/admin/sessions` (`token` or `token_file`); `None`: no admin
+    /// endpoints (they answer 404).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
 }
 
 impl Config {

@@ -99,6 +99,15 @@ impl Section {
         self.table.contains_key(key)
     }
 
+    /// Takes `key` when it is the empty string (`Some(true)`); leaves any other value.
+    pub(crate) fn take_if_empty_string(&mut self, key: &str) -> Option<bool> {
+        let empty = matches!(self.table.get(key), Some(Value::String(text)) if text.is_empty());
+        if empty {
+            self.take(key);
+        }
+        empty.then_some(true)
+    }
+
     /// Removes and returns a raw value.
     pub(crate) fn take(&mut self, key: &str) -> Option<Value> {
         self.known.push(key.to_owned());

@@ -13,8 +13,8 @@ use super::providers::provider;
 use super::take::{Problems, Section};
 use super::targets::target;
 use super::{
-    BackchannelConfig, Config, CorsConfig, RedirectsConfig, SameSite, ServerConfig, SessionConfig,
-    SigningConfig, StoreKind, TargetConfig,
+    AdminConfig, BackchannelConfig, Config, CorsConfig, RedirectsConfig, SameSite, ServerConfig,
+    SessionConfig, SigningConfig, StoreKind, TargetConfig,
 };
 use crate::origin::OriginPattern;
 
@@ -82,6 +82,7 @@ pub(crate) fn config(table: Table, p: &mut Problems) -> Option<Config> {
         .collect();
     super::proxy::check_proxy_paths(&proxy_paths, p);
     let proxy = super::proxy::proxy(root.section(p, "proxy"), p);
+    let admin = admin(root.section(p, "admin"), p);
     root.finish(p);
 
     (providers_ok && targets_ok).then_some(Config {
@@ -97,6 +98,7 @@ pub(crate) fn config(table: Table, p: &mut Problems) -> Option<Config> {
         log,
         limits,
         tls,
+        admin,
     })
 }
 
@@ -320,6 +322,14 @@ fn backchannel(mut s: Section, p: &mut Problems) -> BackchannelConfig {
     let max_age = positive(p, &mut s, "max_age").unwrap_or(BackchannelConfig::default().max_age);
     s.finish(p);
     BackchannelConfig { max_age }
+}
+
+/// `[admin]`: `token = ""` (the default) means no admin endpoints.
+fn admin(mut s: Section, p: &mut Problems) -> AdminConfig {
+    let empty = matches!(s.take_if_empty_string("token"), Some(true));
+    let token = if empty { None } else { s.secret(p, "token") };
+    s.finish(p);
+    AdminConfig { token }
 }
 
 fn signing(mut s: Section, p: &mut Problems) -> SigningConfig {

@@ -7,7 +7,9 @@ use super::{claims, flow};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::error::{ApiError, printable};
 use crate::redirect::{RedirectPolicy, ReturnUrl};
-use crate::session::{PendingLogins, SessionRecord, SessionService, SessionTicket, StoredProfile};
+use crate::session::{
+    PendingLogins, SessionRecord, SessionService, SessionTicket, StoredProfile, browser_label,
+};
 
 /// What finishing a login needs.
 pub struct LoginDeps<'a> {
@@ -38,6 +40,8 @@ pub struct Callback<'a> {
     pub login_cookie: Option<String>,
     /// The session this browser had before, if any.
     pub previous: Option<SessionTicket>,
+    /// The browser's `User-Agent`, for the session list's label (only the label is kept).
+    pub user_agent: Option<&'a str>,
 }
 
 /// A finished login.
@@ -124,7 +128,8 @@ pub async fn complete_login(
     {
         deps.sessions.delete(&previous).await?;
     }
-    let ticket = deps.sessions.create(&record).await?;
+    let browser = browser_label(callback.user_agent);
+    let ticket = deps.sessions.create_listed(&record, &browser).await?;
     Ok(CompletedLogin {
         ticket,
         return_url,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::ProviderRegistry;
+use super::revoke::{RevokeDeps, revoke_session_tokens};
 use crate::crypto;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -28,6 +29,8 @@ pub struct LogoutDeps<'a> {
     pub public_base: &'a str,
     /// The logout counter.
     pub metrics: &'a Metrics,
+    /// The upstream HTTP client (token revocation, SPEC 11).
+    pub http: &'a reqwest::Client,
 }
 
 /// Where a logout sends the caller.
@@ -67,6 +70,16 @@ pub async fn log_out(
         Some(session) => {
             deps.sessions.delete(session).await?;
             deps.metrics.logouts.with_label_values(&["user"]).inc();
+            deps.metrics
+                .sessions_ended
+                .with_label_values(&["logout"])
+                .inc();
+            let revoke = RevokeDeps {
+                providers: deps.providers,
+                http: deps.http,
+                metrics: deps.metrics,
+            };
+            revoke_session_tokens(&revoke, session).await;
             EndSession::for_session(deps.providers, session)
         }
         None => None,

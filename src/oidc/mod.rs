@@ -14,6 +14,8 @@ pub mod logout_token;
 pub mod provider;
 pub mod refresh;
 pub mod registry;
+pub mod revoke;
+pub mod session_list;
 pub mod token_endpoint;
 
 pub use provider::{Discovered, Provider};

@@ -78,6 +78,8 @@ pub struct Discovered {
     pub end_session_endpoint: Option<Url>,
     /// RFC 7662 endpoint (configured or discovered).
     pub introspection_endpoint: Option<Url>,
+    /// RFC 7009 token revocation endpoint (SPEC 11), when announced.
+    pub revocation_endpoint: Option<Url>,
     /// Algorithms ID tokens and logout tokens may use (`id_token_signing_alg_values_supported`,
     /// RS256 when empty); see [`super::jwt::id_token_algorithm_allowed`].
     pub id_token_algorithms: Vec<Algorithm>,
@@ -98,6 +100,8 @@ struct ExtraMetadata {
     end_session_endpoint: Option<Url>,
     #[serde(default)]
     introspection_endpoint: Option<Url>,
+    #[serde(default)]
+    revocation_endpoint: Option<Url>,
     #[serde(default)]
     id_token_signing_alg_values_supported: Vec<String>,
 }
@@ -418,6 +422,7 @@ impl Provider {
                 .introspection_endpoint
                 .clone()
                 .or(extra.introspection_endpoint),
+            revocation_endpoint: extra.revocation_endpoint,
             id_token_algorithms: super::jwt::id_token_algorithms(
                 &extra.id_token_signing_alg_values_supported,
             ),

@@ -70,6 +70,11 @@ async fn backchannel_logout(
         .logouts
         .with_label_values(&["backchannel"])
         .inc_by(ended.sessions);
+    state
+        .metrics
+        .sessions_ended
+        .with_label_values(&["backchannel"])
+        .inc_by(ended.sessions);
     tracing::info!(provider = %ended.provider, ended = ended.sessions, "back-channel logout");
     Ok(())
 }

@@ -63,6 +63,10 @@ async fn callback(state: &AppState, request: &HttpRequest) -> Result<HttpRespons
                 .login_cookie_value(request, &state.cookies.login_cookie_name(handle))
         }),
         previous: state.cookies.ticket(request),
+        user_agent: request
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok()),
     };
     let login = complete_login(&state.login_deps(), callback).await?;
     state

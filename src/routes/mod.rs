@@ -1,5 +1,6 @@
 //! The route table: one thin module per endpoint family.
 
+pub mod admin;
 pub mod backchannel;
 pub mod callback;
 pub mod health;
@@ -9,6 +10,7 @@ pub mod logout;
 pub mod metadata;
 pub mod openapi;
 pub mod proxy;
+pub mod sessions;
 pub mod token;
 pub mod userinfo;
 
@@ -36,7 +38,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/metadata").route(web::get().to(metadata::get_metadata)))
         .service(resource("/openapi.json").route(web::get().to(openapi::get_openapi)))
         .service(resource("/health/live").route(web::get().to(health::get_live)))
-        .service(resource("/health/ready").route(web::get().to(health::get_ready)));
+        .service(resource("/health/ready").route(web::get().to(health::get_ready)))
+        .service(
+            resource("/sessions")
+                .route(web::get().to(sessions::get_sessions))
+                .route(web::delete().to(sessions::delete_sessions)),
+        )
+        .service(resource("/sessions/{id}").route(web::delete().to(sessions::delete_session)));
 }
 
 /// A resource whose other methods answer 405 in our error shape, labelled for the access

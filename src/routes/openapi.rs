@@ -28,6 +28,11 @@ use crate::routes;
         routes::jwks::get_jwks,
         routes::openapi::get_openapi,
         routes::openapi::metrics,
+        routes::sessions::get_sessions,
+        routes::sessions::delete_session,
+        routes::sessions::delete_sessions,
+        routes::admin::get_admin_sessions,
+        routes::admin::delete_admin_sessions,
     ),
     modifiers(&Security),
     tags(
@@ -52,6 +57,15 @@ impl Modify for Security {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The [admin] token (SPEC 11)"))
+                    .build(),
+            ),
         );
     }
 }

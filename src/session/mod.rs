@@ -1,10 +1,13 @@
 //! Sessions on top of the key-value store: create, load (with idle and absolute expiry and
-//! a throttled idle-timer touch), delete, and the back-channel `(provider, sid|sub)` indexes.
+//! a throttled idle-timer touch), delete, the back-channel `(provider, sid|sub)` indexes, and
+//! the session list beside the subject index (SPEC 11, `listing.rs`).
 
+mod listing;
 mod record;
 mod slots;
 mod ticket;
 
+pub use listing::{ListedSession, browser_label};
 pub use record::{
     AccessTokenEntry, Profile, ProviderTokens, SessionRecord, StoredProfile, StoredTokens,
 };
@@ -60,8 +63,19 @@ impl SessionService {
         }
     }
 
-    /// Stores `record` under a brand-new ticket and indexes it for back-channel logout.
+    /// Stores `record` under a brand-new ticket and indexes it for back-channel logout,
+    /// listed with an unknown browser (see [`Self::create_listed`]).
     pub async fn create(&self, record: &SessionRecord) -> Result<SessionTicket, ApiError> {
+        self.create_listed(record, &browser_label(None)).await
+    }
+
+    /// Stores `record` under a brand-new ticket, indexes it for back-channel logout and
+    /// lists it (SPEC 11) with `browser` (a label from [`browser_label`]).
+    pub async fn create_listed(
+        &self,
+        record: &SessionRecord,
+        browser: &str,
+    ) -> Result<SessionTicket, ApiError> {
         let ticket = SessionTicket::generate()?;
         let member = ticket.storage_name();
         let key = format!("{}{member}", session_keys(&self.prefix));
@@ -75,8 +89,15 @@ impl SessionService {
             let index = self.sid_index(&record.provider, sid);
             self.store.index_add(&index, &member, listed_until).await?;
         }
-        let index = self.subject_index(&record.provider, &record.subject);
-        self.store.index_add(&index, &member, listed_until).await?;
+        let (index, listing) = self.subject_keys(&record.provider, &record.subject);
+        let entry = listing::encode_entry(
+            record.last_touch_ms / 1000,
+            record.created_at_ms / 1000,
+            browser,
+        );
+        self.store
+            .listing_add(&index, &listing, &member, listed_until, &entry)
+            .await?;
         Ok(ticket)
     }
 
@@ -124,12 +145,18 @@ impl SessionService {
         if now - record.last_touch_ms >= self.touch_interval_ms {
             record.last_touch_ms = now;
             let sealed = self.seal(&ticket, &key, &record)?;
+            // The list's "last seen" rides along, sent together with the record: no
+            // round trip of its own (an entry already gone stays gone).
+            let (_, listing) = self.subject_keys(&record.provider, &record.subject);
+            let (member, last_seen) =
+                (ticket.storage_name(), listing::encode_last_seen(now / 1000));
+            let (replaced, _) = futures_util::join!(
+                self.store
+                    .replace(&key, &sealed, self.remaining(&record, now)),
+                self.store.listing_touch(&listing, &member, &last_seen),
+            );
             // A session ended meanwhile (logout elsewhere) must not come back to life.
-            if !self
-                .store
-                .replace(&key, &sealed, self.remaining(&record, now))
-                .await?
-            {
+            if !replaced? {
                 return Ok(None);
             }
         }
@@ -162,8 +189,8 @@ impl SessionService {
             let index = self.sid_index(&record.provider, sid);
             self.store.index_remove(&index, &member).await?;
         }
-        let index = self.subject_index(&record.provider, &record.subject);
-        self.store.index_remove(&index, &member).await?;
+        let (index, listing) = self.subject_keys(&record.provider, &record.subject);
+        self.store.listing_remove(&index, &listing, &member).await?;
         Ok(())
     }
 
@@ -174,8 +201,93 @@ impl SessionService {
 
     /// Ends every session of `provider` for subject `sub`; returns how many.
     pub async fn delete_by_subject(&self, provider: &str, sub: &str) -> Result<u64, ApiError> {
-        self.delete_indexed(&self.subject_index(provider, sub))
-            .await
+        let (index, listing) = self.subject_keys(provider, sub);
+        let ended = self.delete_indexed(&index).await?;
+        // Sessions made before the index moved beside its listing are under the old name.
+        let legacy = self
+            .delete_indexed(&self.legacy_subject_index(provider, sub))
+            .await?;
+        self.store.delete(&[listing]).await?;
+        Ok(ended + legacy)
+    }
+
+    /// The live sessions of `provider` and subject `sub`, newest first; `current` (the
+    /// request's session) is marked. A session is listed while its record exists and
+    /// its listing entry says it has not expired; sessions without an entry (made
+    /// before listing existed) are not listed, though [`Self::delete_by_subject`] ends them.
+    pub async fn list(
+        &self,
+        provider: &str,
+        sub: &str,
+        current: Option<&SessionTicket>,
+    ) -> Result<Vec<ListedSession>, ApiError> {
+        let (index, listing) = self.subject_keys(provider, sub);
+        let entries = self.store.listing_entries(&index, &listing).await?;
+        let now_s = unix_now_ms() / 1000;
+        let candidates: Vec<(String, (i64, i64, String))> = entries
+            .into_iter()
+            .filter_map(|(member, entry)| {
+                let parts = listing::decode_entry(&entry?)?;
+                Some((member, parts))
+            })
+            .filter(|(_, (last_seen, created, _))| self.listed_end(*last_seen, *created) > now_s)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // An entry may outlive its session when that ended by a path that cannot name
+        // the subject (back-channel logout by `sid`): the record decides.
+        let keys: Vec<String> = candidates
+            .iter()
+            .map(|(member, _)| format!("{}{member}", session_keys(&self.prefix)))
+            .collect();
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let present = self.store.get_many(&key_refs).await?;
+        let current = current.map(SessionTicket::storage_name);
+        let mut listed: Vec<ListedSession> = candidates
+            .into_iter()
+            .zip(present)
+            .filter(|(_, record)| record.is_some())
+            .map(
+                |((member, (last_seen, created, browser)), _)| ListedSession {
+                    id: listing::listing_id(&member),
+                    current: current.as_deref() == Some(member.as_str()),
+                    provider: provider.to_owned(),
+                    created_at: created,
+                    last_seen_at: last_seen - last_seen.rem_euclid(60),
+                    expires_at: self.listed_end(last_seen, created),
+                    browser,
+                },
+            )
+            .collect();
+        listed.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(listed)
+    }
+
+    /// Ends the session of `provider` and subject `sub` whose listing id is `id`, when
+    /// it is not `current` (the caller ends its own with [`Self::delete`]): `Some(1)`
+    /// ended, `Some(0)` it is `current`, `None` no such live session of that subject.
+    pub async fn delete_listed(
+        &self,
+        provider: &str,
+        sub: &str,
+        id: &str,
+        current: Option<&SessionTicket>,
+    ) -> Result<Option<u64>, ApiError> {
+        let (index, listing) = self.subject_keys(provider, sub);
+        let members = self.store.listing_entries(&index, &listing).await?;
+        let Some((member, _)) = members.into_iter().find(|(member, _)| {
+            crypto::constant_time_eq(listing::listing_id(member).as_bytes(), id.as_bytes())
+        }) else {
+            return Ok(None);
+        };
+        if current.is_some_and(|ticket| ticket.storage_name() == member) {
+            return Ok(Some(0));
+        }
+        let key = format!("{}{member}", session_keys(&self.prefix));
+        let ended = self.store.delete(&[key]).await?;
+        self.store.listing_remove(&index, &listing, &member).await?;
+        Ok((ended > 0).then_some(1))
     }
 
     /// Whether the store answers.
@@ -188,6 +300,11 @@ impl SessionService {
             .store
             .delete_indexed(index, &session_keys(&self.prefix))
             .await?)
+    }
+
+    /// When a listed session ends if it stays idle (Unix seconds).
+    fn listed_end(&self, last_seen_s: i64, created_s: i64) -> i64 {
+        (last_seen_s + self.idle_timeout_ms / 1000).min(created_s + self.max_lifetime_ms / 1000)
     }
 
     fn expires_at_ms(&self, record: &SessionRecord) -> i64 {
@@ -214,7 +331,19 @@ impl SessionService {
         format!("{}index:sid:{name}", self.prefix)
     }
 
-    fn subject_index(&self, provider: &str, sub: &str) -> String {
+    /// The subject index and its listing hash (SPEC 11): one hash tag, one cluster slot,
+    /// so one script reads and writes both (a tag in `key_prefix` comes first and is shared
+    /// all the same).
+    fn subject_keys(&self, provider: &str, sub: &str) -> (String, String) {
+        let name = crypto::derive_name("sub-index", format!("{provider}\0{sub}").as_bytes());
+        let index = format!("{}index:sub:{{{name}}}", self.prefix);
+        let listing = format!("{index}:l");
+        (index, listing)
+    }
+
+    /// The subject index's name before listing (no hash tag): still read when a subject's
+    /// sessions are ended, until the sessions of that time have expired.
+    fn legacy_subject_index(&self, provider: &str, sub: &str) -> String {
         let name = crypto::derive_name("sub-index", format!("{provider}\0{sub}").as_bytes());
         format!("{}index:sub:{name}", self.prefix)
     }

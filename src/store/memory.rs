@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
-use super::{KeyValueStore, StoreError, ttl_millis, unix_now_ms};
+use super::{KeyValueStore, StoreError, listing_field, ttl_millis, unix_now_ms};
 
 /// How often (at most) a write sweeps out expired entries, so memory does not grow
 /// with keys nobody reads again.
@@ -58,6 +58,8 @@ enum Data {
     Bytes(Vec<u8>),
     /// A back-channel index: each member with its expiry (Unix ms).
     Index(HashMap<String, i64>),
+    /// A listing hash: each member's entry.
+    Listing(HashMap<String, Vec<u8>>),
 }
 
 impl Entry {
@@ -110,7 +112,7 @@ impl KeyValueStore for MemoryStore {
         match self.inner.map.get(key) {
             Some(entry) if entry.is_live(now) => match &entry.data {
                 Data::Bytes(value) => Ok(Some(value.clone())),
-                Data::Index(_) => Err(wrong_type()),
+                Data::Index(_) | Data::Listing(_) => Err(wrong_type()),
             },
             _ => Ok(None),
         }
@@ -243,7 +245,7 @@ impl KeyValueStore for MemoryStore {
                     .filter(|(_, expiry)| **expiry > now_ms)
                     .map(|(member, _)| member.clone())
                     .collect()),
-                Data::Bytes(_) => Err(wrong_type()),
+                Data::Bytes(_) | Data::Listing(_) => Err(wrong_type()),
             },
             _ => Ok(Vec::new()),
         }
@@ -280,6 +282,115 @@ impl KeyValueStore for MemoryStore {
         Ok(deleted.saturating_sub(u64::from(keys.len() > 1)))
     }
 
+    async fn listing_add(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+        expires_at_ms: i64,
+        entry: &[u8],
+    ) -> Result<(), StoreError> {
+        self.index_add(index, member, expires_at_ms).await?;
+        let now = Instant::now();
+        let (members, expires_at) = match self.inner.map.get(index) {
+            Some(found) if found.is_live(now) => match &found.data {
+                Data::Index(members) => (members.clone(), found.expires_at),
+                _ => return Err(wrong_type()),
+            },
+            _ => {
+                self.inner.map.remove(listing);
+                return Ok(());
+            }
+        };
+        let mut found = match self.inner.map.entry(listing.to_owned()) {
+            MapEntry::Occupied(found) if found.get().is_live(now) => found,
+            MapEntry::Occupied(mut found) => {
+                found.insert(empty_listing(now));
+                found
+            }
+            MapEntry::Vacant(vacant) => vacant.insert_entry(empty_listing(now)),
+        };
+        let Data::Listing(entries) = &mut found.get_mut().data else {
+            return Err(wrong_type());
+        };
+        let fields: std::collections::HashSet<&str> =
+            members.keys().map(|listed| listing_field(listed)).collect();
+        entries.retain(|field, _| fields.contains(field.as_str()));
+        entries.insert(listing_field(member).to_owned(), entry.to_vec());
+        found.get_mut().expires_at = expires_at;
+        Ok(())
+    }
+
+    async fn listing_touch(
+        &self,
+        listing: &str,
+        member: &str,
+        first_word: &[u8],
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let Some(mut found) = self.inner.map.get_mut(listing) else {
+            return Ok(false);
+        };
+        if !found.is_live(now) {
+            return Ok(false);
+        }
+        let Data::Listing(entries) = &mut found.data else {
+            return Err(wrong_type());
+        };
+        Ok(match entries.get_mut(listing_field(member)) {
+            Some(entry) => {
+                *entry = super::with_first_word(entry, first_word);
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn listing_entries(
+        &self,
+        index: &str,
+        listing: &str,
+    ) -> Result<super::ListingEntries, StoreError> {
+        let members = self.index_members(index).await?;
+        let now = Instant::now();
+        let found = self.inner.map.get(listing);
+        let entries = match found.as_deref() {
+            Some(Entry {
+                data: Data::Listing(entries),
+                expires_at,
+            }) if *expires_at > now => Some(entries),
+            Some(entry) if entry.is_live(now) => return Err(wrong_type()),
+            _ => None,
+        };
+        Ok(members
+            .into_iter()
+            .map(|member| {
+                let entry =
+                    entries.and_then(|entries| entries.get(listing_field(&member)).cloned());
+                (member, entry)
+            })
+            .collect())
+    }
+
+    async fn listing_remove(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+    ) -> Result<(), StoreError> {
+        self.index_remove(index, member).await?;
+        let MapEntry::Occupied(mut found) = self.inner.map.entry(listing.to_owned()) else {
+            return Ok(());
+        };
+        if let Data::Listing(entries) = &mut found.get_mut().data {
+            entries.remove(listing_field(member));
+            if entries.is_empty() {
+                found.remove();
+            }
+        }
+        Ok(())
+    }
+
     async fn renew_if_value(
         &self,
         key: &str,
@@ -314,6 +425,14 @@ impl KeyValueStore for MemoryStore {
 fn empty_index(now: Instant) -> Entry {
     Entry {
         data: Data::Index(HashMap::new()),
+        expires_at: now,
+    }
+}
+
+/// A listing hash without entries, for `listing_add` to fill.
+fn empty_listing(now: Instant) -> Entry {
+    Entry {
+        data: Data::Listing(HashMap::new()),
         expires_at: now,
     }
 }

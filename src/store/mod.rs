@@ -18,6 +18,10 @@ use std::time::Duration;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
+/// The members of an index, each with its listing entry (see
+/// [`KeyValueStore::listing_entries`]).
+pub type ListingEntries = Vec<(String, Option<Vec<u8>>)>;
+
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -109,6 +113,48 @@ pub trait KeyValueStore: Send + Sync + 'static {
         index: &str,
         key_prefix: &str,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// [`Self::index_add`], and in the same atomic step stores `entry` for `member` in the
+    /// hash `listing` (a key in `index`'s cluster slot: both carry one hash tag): the
+    /// entries of members the index drops go too, and the hash expires with the index.
+    /// What a session list shows lives there, beside the index (SPEC 11). An entry is
+    /// filed under the member's first [`LISTING_FIELD_LEN`] bytes: members must differ
+    /// there (random names do), and the hash stays small.
+    fn listing_add(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+        expires_at_ms: i64,
+        entry: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces the first word (the bytes before the first space) of `member`'s entry in
+    /// `listing` by `first_word`, only if the entry exists (so an ended session's entry
+    /// never comes back); `true` if it did.
+    fn listing_touch(
+        &self,
+        listing: &str,
+        member: &str,
+        first_word: &[u8],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The members of `index` whose time has not passed, each with its entry in
+    /// `listing` (`None` without one), in one round trip.
+    fn listing_entries(
+        &self,
+        index: &str,
+        listing: &str,
+    ) -> impl Future<Output = Result<ListingEntries, StoreError>> + Send;
+
+    /// Removes `member` from `index` and its entry from `listing`; an emptied index and
+    /// hash disappear.
+    fn listing_remove(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Lock renewal: sets the expiry of `key` to `ttl` only if it holds `value`;
     /// `true` if it did (atomic, a Lua script on Redis).
@@ -221,6 +267,43 @@ impl KeyValueStore for AnyStore {
         dispatch!(self, store => store.delete_indexed(index, key_prefix))
     }
 
+    async fn listing_add(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+        expires_at_ms: i64,
+        entry: &[u8],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.listing_add(index, listing, member, expires_at_ms, entry))
+    }
+
+    async fn listing_touch(
+        &self,
+        listing: &str,
+        member: &str,
+        first_word: &[u8],
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.listing_touch(listing, member, first_word))
+    }
+
+    async fn listing_entries(
+        &self,
+        index: &str,
+        listing: &str,
+    ) -> Result<ListingEntries, StoreError> {
+        dispatch!(self, store => store.listing_entries(index, listing))
+    }
+
+    async fn listing_remove(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.listing_remove(index, listing, member))
+    }
+
     async fn renew_if_value(
         &self,
         key: &str,
@@ -267,5 +350,41 @@ pub fn indexed_key(key_prefix: &str, member: String) -> String {
         member
     } else {
         format!("{key_prefix}{member}")
+    }
+}
+
+/// How many leading bytes of a member name its listing entry is filed under (see
+/// [`KeyValueStore::listing_add`]): 96 bits of a random base64url name.
+pub const LISTING_FIELD_LEN: usize = 16;
+
+/// The listing field of `member`: its first [`LISTING_FIELD_LEN`] bytes (all of a shorter
+/// one; never splits a character).
+pub fn listing_field(member: &str) -> &str {
+    let mut end = member.len().min(LISTING_FIELD_LEN);
+    while !member.is_char_boundary(end) {
+        end -= 1;
+    }
+    member.get(..end).unwrap_or(member)
+}
+
+/// `entry` with its first word (the bytes before the first space, or all of it)
+/// replaced by `first_word` (see [`KeyValueStore::listing_touch`]).
+pub fn with_first_word(entry: &[u8], first_word: &[u8]) -> Vec<u8> {
+    let rest = entry
+        .iter()
+        .position(|byte| *byte == b' ')
+        .and_then(|space| entry.get(space..))
+        .unwrap_or_default();
+    [first_word, rest].concat()
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn a_touch_replaces_the_first_word_only() {
+        assert_eq!(with_first_word(b"1 2 Firefox", b"9"), b"9 2 Firefox");
+        assert_eq!(with_first_word(b"1", b"9"), b"9");
     }
 }

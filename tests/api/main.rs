@@ -35,4 +35,5 @@ mod store_suite;
 mod targets;
 mod token_strategies;
 mod upstream;
+mod user_sessions;
 mod userinfo;

@@ -1,7 +1,8 @@
 // A real browser (Debian's headless Chromium, driven by playwright-core) against the demo
 // page, the development provider and identity-service: log in through the provider's form,
 // see /userinfo on the demo page (a credentialed cross-origin fetch), check the session
-// cookie's attributes, the provider chooser of a service with two providers, log out.
+// cookie's attributes, the provider chooser of a service with two providers, log out; and
+// "Your sessions" with two browser contexts: one ends the other, then logs out everywhere.
 //
 // Skipped, with a message, when no Chromium is installed (CHROMIUM_BIN, default
 // /usr/bin/chromium); dev/test-interop installs it when it may.
@@ -164,4 +165,70 @@ it('logs in from the demo page, shows /userinfo, offers a provider chooser, logs
   assert.equal(bob.name, 'bob');
   assert.equal(bob.provider, 'second');
   await page.close();
+});
+
+it('"Your sessions": one browser ends the other\'s session, then logs out everywhere', { skip: noBrowser }, async () => {
+  const demo = `${stack.demoOrigin}/`;
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: 30000 });
+  try {
+    const firstContext = await browser.newContext({
+      userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+    });
+    const secondContext = await browser.newContext({
+      userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0',
+    });
+    const open = async (ctx) => {
+      const page = await ctx.newPage();
+      ctx.setDefaultTimeout(15000);
+      page.on('console', (msg) => consoleLines.push(`${msg.type()}: ${msg.text()}`));
+      return page;
+    };
+    const logIn = async (page) => {
+      await page.goto(demo);
+      await waitForText(page, '#status', 'You are not logged in.');
+      await Promise.all([page.waitForURL(`${stack.op.issuer}/interaction/**`), page.click('#login')]);
+      await page.fill('input[name=login]', USERS.alice.username);
+      await page.fill('input[name=password]', USERS.alice.password);
+      await Promise.all([page.waitForURL(demo), page.click('button[type=submit]')]);
+      await waitForText(page, '#status', 'You are logged in.');
+    };
+    const sessionCount = (page, n) => page.waitForFunction(
+      (want) => document.querySelectorAll('#sessions li.session').length === want, n,
+    );
+
+    // 1. Log in twice, in two browsers.
+    const first = await open(firstContext);
+    await logIn(first);
+    const second = await open(secondContext);
+    await logIn(second);
+
+    // 2. The first browser sees both; the other one is labelled by its User-Agent.
+    await first.reload();
+    await waitForText(first, '#status', 'You are logged in.');
+    await sessionCount(first, 2);
+    const other = first.locator('#sessions li[data-current="false"]');
+    assert.match(await other.textContent(), /^Firefox 133 on Linux · /);
+    assert.match(await first.locator('#sessions li[data-current="true"]').textContent(), /^Chrome 131 on Linux · .*\(this browser\)/);
+
+    // 3. It ends the other one: the second browser is logged out at once.
+    await other.locator('button.end-session').click();
+    await sessionCount(first, 1);
+    await second.reload();
+    await waitForText(second, '#status', 'You are not logged in.');
+    await first.reload();
+    await waitForText(first, '#status', 'You are logged in.');
+
+    // 4. "Log out everywhere" from the first ends both again.
+    await logIn(second);
+    await first.reload();
+    await sessionCount(first, 2);
+    await Promise.all([first.waitForEvent('load'), first.click('#logout-everywhere')]);
+    await waitForText(first, '#status', 'You are not logged in.');
+    await second.reload();
+    await waitForText(second, '#status', 'You are not logged in.');
+    assert.ok(!(await firstContext.cookies(stack.service.origin)).some((c) => c.name === 'ctIDENTITY'), 'the cookie is cleared');
+  } finally {
+    await browser.close();
+  }
 });

@@ -124,6 +124,82 @@ static INDEX_REMOVE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// [`INDEX_ADD`] for a listed index (KEYS[1]) and its listing hash (KEYS[2], same slot):
+/// the member's entry is stored (under the member's first 16 bytes, see
+/// [`super::LISTING_FIELD_LEN`]), the entries of dropped members go, and the hash
+/// expires with the index. ARGV = member, its expiry, now, entry.
+static LISTING_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local now = tonumber(ARGV[3]) \
+         if redis.call('TYPE', KEYS[1]).ok == 'set' then \
+           local ttl = redis.call('PTTL', KEYS[1]) \
+           local old = redis.call('SMEMBERS', KEYS[1]) \
+           redis.call('DEL', KEYS[1]) \
+           if ttl > 0 then \
+             for _, m in ipairs(old) do redis.call('ZADD', KEYS[1], now + ttl, m) end \
+           end \
+         end \
+         redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) \
+         local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) \
+         if #gone > 0 then \
+           redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) \
+           for _, m in ipairs(gone) do redis.call('HDEL', KEYS[2], string.sub(m, 1, 16)) end \
+         end \
+         redis.call('HSET', KEYS[2], string.sub(ARGV[1], 1, 16), ARGV[4]) \
+         local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES') \
+         if last[2] then \
+           redis.call('PEXPIREAT', KEYS[1], last[2]) \
+           redis.call('PEXPIREAT', KEYS[2], last[2]) \
+         else redis.call('DEL', KEYS[2]) end \
+         return 0",
+    )
+});
+
+/// Replaces the first word of an existing listing entry (KEYS[1], ARGV = member, word).
+static LISTING_TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local field = string.sub(ARGV[1], 1, 16) \
+         local v = redis.call('HGET', KEYS[1], field) \
+         if not v then return 0 end \
+         local space = string.find(v, ' ', 1, true) \
+         local rest = '' \
+         if space then rest = string.sub(v, space) end \
+         redis.call('HSET', KEYS[1], field, ARGV[2] .. rest) \
+         return 1",
+    )
+});
+
+/// The live members of an index (KEYS[1]; expired ones are dropped, ARGV[1] = now),
+/// each followed by its listing entry in KEYS[2] (nil without one).
+static LISTING_ENTRIES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local kind = redis.call('TYPE', KEYS[1]).ok \
+         if kind == 'none' then return {} end \
+         local members \
+         if kind == 'set' then members = redis.call('SMEMBERS', KEYS[1]) else \
+           redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) \
+           members = redis.call('ZRANGE', KEYS[1], 0, -1) end \
+         local out = {} \
+         for i, m in ipairs(members) do \
+           out[2 * i - 1] = m \
+           out[2 * i] = redis.call('HGET', KEYS[2], string.sub(m, 1, 16)) \
+         end \
+         return out",
+    )
+});
+
+/// Removes a member (ARGV[1]) from an index of either shape (KEYS[1]) and its entry
+/// from the listing hash (KEYS[2]).
+static LISTING_REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('TYPE', KEYS[1]).ok == 'set' then \
+           redis.call('SREM', KEYS[1], ARGV[1]) \
+         else redis.call('ZREM', KEYS[1], ARGV[1]) end \
+         redis.call('HDEL', KEYS[2], string.sub(ARGV[1], 1, 16)) \
+         return 0",
+    )
+});
+
 /// A [`KeyValueStore`] on Redis. Cloning is cheap and shares the connection.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -312,6 +388,65 @@ impl KeyValueStore for RedisStore {
         // is exactly when it had members. A member key never outlives its index entry.
         let deleted: u64 = self.link.query(&cmd).await?;
         Ok(deleted.saturating_sub(u64::from(!members.is_empty())))
+    }
+
+    async fn listing_add(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+        expires_at_ms: i64,
+        entry: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut invocation = LISTING_ADD.key(index);
+        invocation
+            .key(listing)
+            .arg(member)
+            .arg(expires_at_ms)
+            .arg(unix_now_ms())
+            .arg(entry);
+        self.link.invoke(&invocation).await
+    }
+
+    async fn listing_touch(
+        &self,
+        listing: &str,
+        member: &str,
+        first_word: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut invocation = LISTING_TOUCH.key(listing);
+        invocation.arg(member).arg(first_word);
+        let touched: i64 = self.link.invoke(&invocation).await?;
+        Ok(touched == 1)
+    }
+
+    async fn listing_entries(
+        &self,
+        index: &str,
+        listing: &str,
+    ) -> Result<super::ListingEntries, StoreError> {
+        let mut invocation = LISTING_ENTRIES.key(index);
+        invocation.key(listing).arg(unix_now_ms());
+        let flat: Vec<Option<Vec<u8>>> = self.link.invoke(&invocation).await?;
+        let mut pairs = flat.into_iter();
+        let mut entries = Vec::new();
+        while let (Some(member), Some(entry)) = (pairs.next(), pairs.next()) {
+            if let Some(member) = member.and_then(|member| String::from_utf8(member).ok()) {
+                entries.push((member, entry));
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn listing_remove(
+        &self,
+        index: &str,
+        listing: &str,
+        member: &str,
+    ) -> Result<(), StoreError> {
+        let mut invocation = LISTING_REMOVE.key(index);
+        invocation.key(listing).arg(member);
+        self.link.invoke(&invocation).await
     }
 
     async fn renew_if_value(

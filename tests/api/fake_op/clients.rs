@@ -149,7 +149,12 @@ impl Inner {
         let token_url = self.token_endpoint();
         if !aud_contains(
             claims.get("aud"),
-            &[token_url.as_str(), self.issuer.as_str()],
+            // Like oidc-provider: the endpoint called (revocation) is a fine audience too.
+            &[
+                token_url.as_str(),
+                self.issuer.as_str(),
+                format!("{}/revoke", self.issuer).as_str(),
+            ],
         ) {
             return Err(invalid_client(
                 "client_assertion aud must be the token endpoint",

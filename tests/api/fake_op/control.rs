@@ -50,6 +50,36 @@ impl FakeOp {
         self.st().token_failure = failure.map(|(s, e)| (s, e.to_owned()));
     }
 
+    /// Whether code and password grants issue refresh tokens (default on).
+    pub fn set_issue_refresh_tokens(&self, on: bool) {
+        self.st().issue_refresh = on;
+    }
+
+    /// Revocations received (`token_type_hint`, client authentication), in order.
+    pub fn revocations(&self) -> Vec<(String, ClientAuthMethod)> {
+        self.st().revocations.clone()
+    }
+
+    /// Delays every revocation answer (0 = none).
+    pub fn set_revocation_delay(&self, ms: u64) {
+        self.st().revocation_delay = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+
+    /// Some(status): the revocation endpoint answers that status with `server_error`.
+    pub fn fail_revocation(&self, status: Option<u16>) {
+        self.st().revocation_failure = status;
+    }
+
+    /// The refresh tokens issued so far whose grant is not revoked.
+    pub fn live_refresh_tokens(&self) -> Vec<String> {
+        let st = self.st();
+        st.refresh
+            .iter()
+            .filter(|(_, grant)| !st.revoked_grants.contains(&grant.grant_id))
+            .map(|(token, _)| token.clone())
+            .collect()
+    }
+
     /// Every endpoint answers 503 while on (provider down).
     pub fn set_unavailable(&self, down: bool) {
         self.st().unavailable = down;

@@ -25,6 +25,7 @@ impl Inner {
             "jwks_uri": format!("{i}/jwks"),
             "end_session_endpoint": format!("{i}/logout"),
             "introspection_endpoint": format!("{i}/introspect"),
+            "revocation_endpoint": format!("{i}/revoke"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "subject_types_supported": ["public"],
@@ -64,6 +65,7 @@ impl Inner {
             ("POST", "/token") => self.token(req, &mut st),
             ("GET" | "POST", "/userinfo") => self.userinfo(req, &st),
             ("POST", "/introspect") => self.introspect(req, &mut st),
+            ("POST", "/revoke") => self.revoke(req, &mut st),
             ("GET", "/logout") => self.end_session(req, &mut st),
             ("GET", "/authorize") => ResponseTemplate::new(400)
                 .set_body_string("fake OP has no login page: call FakeOp::authorize with this URL"),
@@ -98,6 +100,38 @@ impl Inner {
                 "missing, unknown or expired access token",
             )
             .response(),
+        }
+    }
+
+    /// RFC 7009: a refresh token revokes its grant, an access token itself; unknown
+    /// tokens are fine (200 all the same).
+    pub(super) fn revoke(&self, req: &Request, st: &mut State) -> ResponseTemplate {
+        let form = FormParams::parse(&req.body);
+        let response = match self.authenticate_client(req, &form, st) {
+            Err(e) => e.response(),
+            Ok(_) => match (st.revocation_failure, form.get("token")) {
+                (Some(status), _) => {
+                    oauth_error(status, "server_error", "failure switched on by the test")
+                        .response()
+                }
+                (None, None) => invalid_request("missing token").response(),
+                (None, Some(token)) => {
+                    let hint = form.get("token_type_hint").unwrap_or("-").to_owned();
+                    if let Some(grant) = st.refresh.get(token).map(|r| r.grant_id) {
+                        st.revoked_grants.insert(grant);
+                    } else {
+                        st.revoked_access.insert(token.to_owned());
+                    }
+                    let method = st.last_client_auth.as_ref().map(|(_, m)| *m);
+                    st.revocations
+                        .push((hint, method.unwrap_or(ClientAuthMethod::ClientSecretBasic)));
+                    ResponseTemplate::new(200)
+                }
+            },
+        };
+        match st.revocation_delay {
+            Some(delay) => response.set_delay(delay),
+            None => response,
         }
     }
 

@@ -255,6 +255,9 @@ struct State {
     last_client_auth: Option<(String, ClientAuthMethod)>,
     last_end_session: Option<FormParams>,
     last_sid: Option<String>,
+    revocations: Vec<(String, ClientAuthMethod)>,
+    revocation_delay: Option<Duration>,
+    revocation_failure: Option<u16>,
 }
 
 struct Inner {
@@ -348,6 +351,9 @@ impl FakeOp {
             last_authorize: None,
             last_token_request: HashMap::new(),
             last_client_auth: None,
+            revocations: Vec::new(),
+            revocation_delay: None,
+            revocation_failure: None,
             last_end_session: None,
             last_sid: None,
         };

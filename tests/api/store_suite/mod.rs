@@ -365,6 +365,130 @@ async fn check_lock_renew_and_release<S: KeyValueStore>(store: &S, prefix: &str)
     assert!(!store.delete_if_value(&lock, b"me").await.unwrap());
 }
 
+/// SPEC 11: the listing hash beside an index, both under one hash tag of their own (the
+/// prefix's tag is left out, as with a `key_prefix` without one).
+async fn check_listing<S: KeyValueStore>(store: &S, prefix: &str) {
+    let index = format!(
+        "{}sub-index:{{{}}}",
+        prefix.replace(['{', '}'], ""),
+        prefix.len()
+    );
+    let listing = format!("{index}:list");
+    assert!(
+        store
+            .listing_entries(&index, &listing)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!store.listing_touch(&listing, "s1", b"9").await.unwrap());
+
+    store
+        .listing_add(
+            &index,
+            &listing,
+            "s1",
+            in_ms(LONG),
+            b"100 90 Firefox 133 on Linux",
+        )
+        .await
+        .unwrap();
+    store
+        .listing_add(
+            &index,
+            &listing,
+            "s2",
+            in_ms(LONG),
+            b"200 190 Chrome 131 on Windows 10",
+        )
+        .await
+        .unwrap();
+    // A member without an entry (a session from before listing existed).
+    store.index_add(&index, "s0", in_ms(LONG)).await.unwrap();
+    let mut entries = store.listing_entries(&index, &listing).await.unwrap();
+    entries.sort();
+    assert_eq!(
+        entries,
+        [
+            ("s0".to_owned(), None),
+            (
+                "s1".to_owned(),
+                Some(b"100 90 Firefox 133 on Linux".to_vec())
+            ),
+            (
+                "s2".to_owned(),
+                Some(b"200 190 Chrome 131 on Windows 10".to_vec())
+            ),
+        ]
+    );
+
+    assert!(store.listing_touch(&listing, "s1", b"160").await.unwrap());
+    assert!(
+        !store.listing_touch(&listing, "s0", b"160").await.unwrap(),
+        "no entry, none made"
+    );
+    let entries = store.listing_entries(&index, &listing).await.unwrap();
+    let s1 = entries.iter().find(|(member, _)| member == "s1").unwrap();
+    assert_eq!(s1.1.as_deref(), Some(&b"160 90 Firefox 133 on Linux"[..]));
+
+    store.listing_remove(&index, &listing, "s1").await.unwrap();
+    assert!(
+        !store.listing_touch(&listing, "s1", b"170").await.unwrap(),
+        "an ended entry stays gone"
+    );
+    let mut members: Vec<String> = store
+        .listing_entries(&index, &listing)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(member, _)| member)
+        .collect();
+    members.sort();
+    assert_eq!(members, ["s0", "s2"]);
+
+    // Entries leave with their members' time and the hash expires with the index.
+    let short = format!("{}short:{{s}}", prefix.replace(['{', '}'], ""));
+    let short_listing = format!("{short}:list");
+    store
+        .listing_add(&short, &short_listing, "a", in_ms(SHORT), b"1 1 x")
+        .await
+        .unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        store
+            .listing_entries(&short, &short_listing)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .listing_touch(&short_listing, "a", b"2")
+            .await
+            .unwrap(),
+        "the hash expired"
+    );
+    store
+        .listing_add(&short, &short_listing, "b", in_ms(LONG), b"3 3 y")
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .listing_touch(&short_listing, "a", b"4")
+            .await
+            .unwrap(),
+        "a's entry went with it"
+    );
+    assert_eq!(
+        store.listing_entries(&short, &short_listing).await.unwrap(),
+        [("b".to_owned(), Some(b"3 3 y".to_vec()))]
+    );
+    store
+        .delete(&[index, listing, short, short_listing])
+        .await
+        .unwrap();
+}
+
 async fn check_ping<S: KeyValueStore>(store: &S, _prefix: &str) {
     store.ping().await.unwrap();
 }
@@ -381,6 +505,7 @@ async fn check_all<S: KeyValueStore>(store: &S) {
     check_expired_members_leave_the_index_on_write(store, &prefix()).await;
     check_delete_indexed(store, &prefix()).await;
     check_lock_renew_and_release(store, &prefix()).await;
+    check_listing(store, &prefix()).await;
     check_ping(store, &prefix()).await;
 }
 
@@ -418,6 +543,7 @@ suite! {
     expired_members_leave_the_index_on_write => check_expired_members_leave_the_index_on_write,
     delete_indexed_ends_every_member_in_one_call => check_delete_indexed,
     locks_are_renewed_and_released_only_by_their_holder => check_lock_renew_and_release,
+    listing_lives_beside_its_index => check_listing,
     ping_answers => check_ping,
 }
 
