@@ -308,3 +308,151 @@ async fn every_refusal_logs_one_warn_line_naming_its_check_and_no_secret() {
     }
     eprintln!("{lines} log lines checked for {} secrets", secrets.len());
 }
+
+/// SPEC 11: each admin action logs one WARN line (provider, subject hash, count, never
+/// the token or the subject); each refused session or admin request and each failed
+/// revocation logs one WARN line naming its cause.
+#[tokio::test]
+async fn session_refusals_admin_actions_and_failed_revocations_log_one_warn_line_each() {
+    const ADMIN: &str = "adm1n-T0ken-XYZ-123";
+    let op = FakeOp::start().await;
+    let mut service = LoggedService::start(
+        &op,
+        AppOptions {
+            provider_extra: "accept_bearer = true\nbearer_audience = \"identity\"\n".to_owned(),
+            tail: format!("[admin]\ntoken = \"{ADMIN}\"\n"),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let alice = TestUser::alice();
+    let mut cookies = Vec::new();
+    let mut browsers = Vec::new();
+    for _ in 0..2 {
+        let client = browser();
+        let login = client
+            .get(service.url(&format!("/login?returnURL={}", urlencode(APP_URL))))
+            .send()
+            .await
+            .unwrap();
+        let callback = op.authorize(&location(&login), &alice);
+        let response = client.get(&callback).send().await.unwrap();
+        assert_eq!(response.status(), 302);
+        for cookie in response.headers().get_all("set-cookie") {
+            cookies.push(
+                cookie
+                    .to_str()
+                    .unwrap()
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        browsers.push(client);
+    }
+    service.new_warnings().await;
+    let admin = reqwest::Client::new();
+    let query = service.url(&format!(
+        "/admin/sessions?provider=local&subject={}",
+        urlencode(&alice.sub)
+    ));
+
+    let listed = admin.get(&query).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+    one_warning(
+        &mut service,
+        "admin list",
+        &[
+            "admin listed sessions",
+            "provider=\"local\"",
+            "subject_hash=",
+            "count=2",
+        ],
+    )
+    .await;
+    let wrong = admin.get(&query).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    one_warning(
+        &mut service,
+        "wrong admin token",
+        &["admin request refused", "wrong admin token"],
+    )
+    .await;
+    let missing = admin.delete(&query).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
+    one_warning(
+        &mut service,
+        "no admin token",
+        &["admin request refused", "no admin bearer token"],
+    )
+    .await;
+
+    let cross_site = browsers[0]
+        .delete(service.url("/sessions"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    one_warning(
+        &mut service,
+        "cross-site",
+        &[
+            "cross-site session request refused",
+            "Origin or X-Requested-With",
+        ],
+    )
+    .await;
+    let bearer = admin
+        .get(service.url("/sessions"))
+        .bearer_auth(op.access_token_for(&alice, "identity", 300))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 403);
+    one_warning(
+        &mut service,
+        "bearer",
+        &["session request refused", "bearer caller"],
+    )
+    .await;
+
+    op.fail_revocation(Some(500));
+    let logout = browsers[0]
+        .get(service.url("/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+    one_warning(
+        &mut service,
+        "revocation",
+        &["token revocation failed", "local", "HTTP 500"],
+    )
+    .await;
+
+    let ended = admin
+        .delete(&query)
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    one_warning(
+        &mut service,
+        "admin end",
+        &["admin ended sessions", "provider=\"local\"", "count=1"],
+    )
+    .await;
+
+    let log = service.all();
+    for secret in cookies
+        .iter()
+        .map(|cookie| cookie.split_once('=').unwrap().1)
+        .chain([ADMIN, alice.sub.as_str()])
+        .filter(|secret| secret.len() >= 8)
+    {
+        assert!(!log.contains(secret), "the log holds {secret}");
+    }
+}

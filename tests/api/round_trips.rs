@@ -112,3 +112,66 @@ async fn userinfo_costs_one_store_command() {
     assert_eq!(body["authenticated"], true);
     assert_eq!(commands, ["GET"]);
 }
+
+/// SPEC 11: the session list's "last seen" rides on the throttled idle touch: between
+/// touches `/userinfo` stays one GET; a touch sends the record write and the listing
+/// update together (no read of the listing, no round trip of its own), and the listed
+/// end moves with it.
+#[tokio::test]
+async fn the_listing_is_refreshed_only_by_the_throttled_touch() {
+    let op = FakeOp::start().await;
+    let app = spawn_app_for(
+        &op,
+        AppOptions {
+            session_extra: "idle_timeout = \"3s\"".to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    app.login(&TestUser::alice()).await;
+    let other = crate::helpers::browser();
+    let response = app.login_with(&other, &TestUser::alice()).await;
+    assert_eq!(response.status(), 302);
+    let expires_of_first = |listed: serde_json::Value| {
+        listed["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|session| session["current"] == false)
+            .map(|session| session["expiresAt"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let list = || async {
+        other
+            .get(app.url("/sessions"))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let before = expires_of_first(list().await);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let mut touch = commands_during(&app, async {
+        assert_eq!(app.userinfo().await["authenticated"], true);
+    })
+    .await;
+    touch.sort();
+    // MONITOR also shows the script's own HGET and HSET (inside Redis, no round trip).
+    assert_eq!(
+        touch,
+        ["EVALSHA", "GET", "HGET", "HSET", "SET"],
+        "one touch: record and listing together"
+    );
+    let between = commands_during(&app, async {
+        assert_eq!(app.userinfo().await["authenticated"], true);
+    })
+    .await;
+    assert_eq!(between, ["GET"], "between touches nothing more");
+    let after = expires_of_first(list().await);
+    assert!(
+        after > before,
+        "the listed end moved with the touch: {before} → {after}"
+    );
+}
