@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latency by route and status,
-//! plus logins, logouts, token requests, session store errors and upstream latency.
+//! plus logins, logouts, sessions ended by kind, token requests, session store errors and
+//! upstream latency.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,

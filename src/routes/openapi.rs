@@ -110,6 +110,6 @@ pub async fn get_openapi(document: web::Data<OpenApiJson>) -> HttpResponse {
 
 /// `GET /metrics` is answered by the Prometheus middleware; this item only documents it.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format: requests by route and status, latency histograms, logins, logouts, token requests, store errors, upstream latency", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format: requests by route and status, latency histograms, logins, logouts, sessions ended by kind, token requests, store errors, upstream latency", content_type = "text/plain")))]
 #[allow(dead_code)]
 pub(crate) fn metrics() {}

@@ -150,7 +150,7 @@ impl SessionService {
             let (_, listing) = self.subject_keys(&record.provider, &record.subject);
             let (member, last_seen) =
                 (ticket.storage_name(), listing::encode_last_seen(now / 1000));
-            let (replaced, _) = futures_util::join!(
+            let (replaced, _) = tokio::join!(
                 self.store
                     .replace(&key, &sealed, self.remaining(&record, now)),
                 self.store.listing_touch(&listing, &member, &last_seen),

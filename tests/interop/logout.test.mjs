@@ -1,6 +1,7 @@
 // Logout against the real development provider: RP-initiated (/logout?returnURL → the
 // provider's end_session_endpoint → /logout/callback → returnURL) and provider-initiated
-// logouts that reach the service by back-channel (POST /backchannel-logout).
+// logouts that reach the service by back-channel (POST /backchannel-logout); and the
+// session's refresh token revoked at the provider by the logout (RFC 7009, SPEC 11).
 
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
@@ -169,4 +170,32 @@ it('a forged logout token is refused with INVALID_LOGOUT_TOKEN and ends nothing'
   assert.equal(res.status, 400);
   assert.equal((await res.json()).error, 'INVALID_LOGOUT_TOKEN');
   assert.equal((await userinfoWith(ticket)).name, 'alice');
+});
+
+it('logout revokes the session\'s refresh token at the provider (RFC 7009)', async () => {
+  const { browser, ticket } = await loggedIn(USERS.alice);
+  const issued = await (await fetch(stack.op.url(`/dev/refresh-tokens?username=${USERS.alice.username}`))).json();
+  const refreshToken = issued.refresh_tokens.at(-1);
+  assert.ok(refreshToken, 'the provider issued the session a refresh token');
+  const client = `Basic ${Buffer.from('identity:identity-dev-secret').toString('base64')}`;
+  const atProvider = (path, form) => fetch(stack.op.url(path), {
+    method: 'POST',
+    headers: { authorization: client, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams(form).toString(),
+  });
+  const introspected = await (await atProvider('/token/introspection', { token: refreshToken })).json();
+  assert.equal(introspected.active, true, 'valid before the logout');
+
+  // Without returnURL: no trip to the provider's end-session endpoint, so only the
+  // service's revocation can end the grant.
+  const logout = await browser.request(stack.service.url('/logout'), { json: true });
+  assert.equal(logout.status, 200);
+  assert.deepEqual(await userinfoWith(ticket), { authenticated: false });
+
+  const after = await (await atProvider('/token/introspection', { token: refreshToken })).json();
+  assert.equal(after.active, false, 'revoked at the provider');
+  const refresh = await atProvider('/token', { grant_type: 'refresh_token', refresh_token: refreshToken });
+  assert.equal(refresh.status, 400);
+  assert.equal((await refresh.json()).error, 'invalid_grant', 'the refresh token no longer works');
+  assert.match(stack.logTails(), /\/token\/revocation 200/, 'the service called the revocation endpoint');
 });

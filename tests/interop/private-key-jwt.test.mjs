@@ -54,3 +54,15 @@ it('logs alice in with private_key_jwt client authentication', async () => {
   assert.equal(info.body.authenticated, true, JSON.stringify(info.body));
   assert.equal(info.body.name, 'alice');
 });
+
+it('logout revokes the refresh token with a private_key_jwt client assertion (RFC 7009)', async () => {
+  const browser = new Browser();
+  const returnURL = `${stack.demoOrigin}/app`;
+  await login(browser, stack.service, { ...USERS.alice, returnURL });
+  const logout = await browser.request(stack.service.url('/logout'), { json: true });
+  assert.equal(logout.status, 200);
+  const opLog = fs.readFileSync(path.join(stack.dir, 'op.log'), 'utf8');
+  assert.match(opLog, /op POST \/token\/revocation 200 .*client=identity/, 'the provider accepted the assertion');
+  const issued = await (await fetch(stack.op.url(`/dev/refresh-tokens?username=${USERS.alice.username}`))).json();
+  assert.ok(issued.refresh_tokens.length > 0);
+});
