@@ -68,13 +68,15 @@ pub async fn end_own(
             }
         }
         Which::All => {
-            let own = end_current(deps, caller).await?;
+            // Every session ends first; only then is the provider asked (up to 2 s).
+            deps.sessions.delete(caller).await?;
             let others = deps
                 .sessions
                 .delete_by_subject(&record.provider, &record.subject)
                 .await?;
+            revoke_session_tokens(&deps.revoke, caller).await;
             Ended {
-                count: own.count + others,
+                count: 1 + others,
                 current: true,
             }
         }

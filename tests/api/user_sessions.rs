@@ -762,3 +762,28 @@ async fn the_listing_costs_at_most_200_bytes_of_redis_per_session() {
     );
     assert!(listing / sessions <= 200, "{} bytes", listing / sessions);
 }
+
+#[tokio::test]
+async fn the_memory_store_lists_and_ends_sessions_too() {
+    let app = spawn_app_with(AppOptions {
+        store: "memory",
+        ..AppOptions::default()
+    })
+    .await;
+    let alice = TestUser::alice();
+    let first = logged_in(&app, &alice, FIREFOX).await;
+    let second = logged_in(&app, &alice, CHROME).await;
+    let listed = sessions_of(&app, &first).await;
+    assert_eq!(listed.len(), 2);
+    let other = listed.iter().find(|s| s["current"] == false).unwrap();
+    assert_eq!(other["browser"], "Chrome 131 on Windows 10");
+    let ended = end(
+        &app,
+        &first,
+        &format!("/sessions/{}", other["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(ended.status(), 200);
+    assert!(!authenticated(&app, &second).await);
+    assert_eq!(sessions_of(&app, &first).await.len(), 1);
+}
