@@ -9,7 +9,7 @@ use crate::fake_op::{FakeOp, IdTokenFault, TestUser};
 use crate::helpers::{APP_URL, AppOptions, browser, config_text, location, temp_file, urlencode};
 
 /// The binary serving a test configuration, its log going to a file; killed on drop.
-struct LoggedService {
+pub(crate) struct LoggedService {
     child: Child,
     log: std::path::PathBuf,
     address: String,
@@ -17,7 +17,7 @@ struct LoggedService {
 }
 
 impl LoggedService {
-    async fn start(op: &FakeOp, options: AppOptions) -> Self {
+    pub(crate) async fn start(op: &FakeOp, options: AppOptions) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -55,16 +55,16 @@ impl LoggedService {
         panic!("the service did not become ready: {}", service.all());
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
-    fn all(&self) -> String {
+    pub(crate) fn all(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The WARN lines logged since the last call (after the request's access line).
-    async fn new_warnings(&mut self) -> Vec<String> {
+    pub(crate) async fn new_warnings(&mut self) -> Vec<String> {
         // The access line ("served") is written when the response is; give it a moment.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let all = self.all();
@@ -87,7 +87,7 @@ impl Drop for LoggedService {
 }
 
 /// Asserts exactly one WARN line since the last look, containing every one of `words`.
-async fn one_warning(service: &mut LoggedService, case: &str, words: &[&str]) {
+pub(crate) async fn one_warning(service: &mut LoggedService, case: &str, words: &[&str]) {
     let warnings = service.new_warnings().await;
     assert_eq!(warnings.len(), 1, "{case}: {warnings:#?}");
     for word in words {
@@ -99,7 +99,7 @@ async fn one_warning(service: &mut LoggedService, case: &str, words: &[&str]) {
     }
 }
 
-fn query_param(url: &str, name: &str) -> String {
+pub(crate) fn query_param(url: &str, name: &str) -> String {
     url::Url::parse(url)
         .unwrap()
         .query_pairs()

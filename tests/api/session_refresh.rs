@@ -150,6 +150,9 @@ async fn alice_with_expired_access_token(op: &FakeOp) -> TestApp {
 
 async fn assert_refresh_refused(changes: serde_json::Value, key: SigningKeyChoice) {
     let op = FakeOp::start().await;
+    // The provider's P-256 key is published (and ES256 listed), as a provider with both
+    // key kinds would; tokens it signs are still not this client's algorithm (RS256).
+    op.publish_ec_key();
     let app = alice_with_expired_access_token(&op).await;
     let forged = refreshed_id_token(&op, changes, key);
     let fresh_access_token = op.access_token_for(&TestUser::alice(), "identity", 300);
@@ -211,6 +214,12 @@ async fn an_expired_or_badly_signed_refreshed_id_token_hands_out_nothing() {
     let past = chrono::Utc::now().timestamp() - 10;
     assert_refresh_refused(serde_json::json!({"exp": past}), SigningKeyChoice::Current).await;
     assert_refresh_refused(serde_json::json!({}), SigningKeyChoice::Attacker).await;
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_in_another_algorithm_the_provider_lists_hands_out_nothing() {
+    // SPEC 3 `id_token_signed_response_alg`: RS256 here, although ES256 is listed too.
+    assert_refresh_refused(serde_json::json!({}), SigningKeyChoice::Ec).await;
 }
 
 #[tokio::test]

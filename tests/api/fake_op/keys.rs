@@ -19,6 +19,9 @@ pub enum SigningKeyChoice {
     Rotated,
     /// A key never published; by default its tokens carry the current `kid`.
     Attacker,
+    /// The provider's P-256 key (`kid` "op-ec", ES256), in the JWKS after
+    /// [`FakeOp::publish_ec_key`].
+    Ec,
 }
 
 /// Describes a back-channel logout token; defaults make a valid one.
@@ -138,6 +141,7 @@ impl Inner {
             SigningKeyChoice::Current => st.current_key,
             SigningKeyChoice::Rotated => KeyId::Rsa2,
             SigningKeyChoice::Attacker => KeyId::Attacker,
+            SigningKeyChoice::Ec => KeyId::Ec,
         }
     }
 
@@ -273,6 +277,22 @@ impl FakeOp {
     /// Makes an issued access token inactive (introspection, userinfo, exchange).
     pub fn revoke_access_token(&self, token: &str) {
         self.st().revoked_access.insert(token.to_owned());
+    }
+
+    /// Adds the P-256 key (`kid` "op-ec") to the JWKS, beside the RSA key(s).
+    pub fn publish_ec_key(&self) {
+        let mut st = self.st();
+        if !st.published.contains(&KeyId::Ec) {
+            st.published.push(KeyId::Ec);
+        }
+    }
+
+    /// Signs the ID tokens of following code exchanges and refreshes with `key` (its own
+    /// algorithm, e.g. ES256 for [`SigningKeyChoice::Ec`]) instead of the current key.
+    pub fn sign_id_tokens_with(&self, key: SigningKeyChoice) {
+        let mut st = self.st();
+        let id = self.inner.resolve(&st, key);
+        st.id_token_key = Some(id);
     }
 
     /// Publishes RSA key 2 and signs with it from now on; `keep_old` keeps key 1 in the JWKS.

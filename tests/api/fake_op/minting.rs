@@ -79,7 +79,7 @@ impl Inner {
         if st.id_token_azp {
             c.insert("azp".into(), json!(client_id));
         }
-        let mut key = st.current_key;
+        let mut key = st.id_token_key.unwrap_or(st.current_key);
         let mut header = self.default_header(st, key, "JWT");
         match fault {
             None => {}

@@ -80,6 +80,8 @@ const RSA2_PEM: &str = include_str!("../../fixtures/op-rsa-2.pem");
 const RSA2_PUB: &str = include_str!("../../fixtures/op-rsa-2.pub.pem");
 const ATTACKER_PEM: &str = include_str!("../../fixtures/attacker-rsa.pem");
 const ATTACKER_PUB: &str = include_str!("../../fixtures/attacker-rsa.pub.pem");
+const EC_PEM: &str = include_str!("../../fixtures/op-ec.pem");
+const EC_PUB: &str = include_str!("../../fixtures/op-ec.pub.pem");
 
 /// Absolute path of a file in `tests/fixtures/` (e.g. for `private_key_file`).
 pub fn fixture_path(name: &str) -> PathBuf {
@@ -170,6 +172,7 @@ enum KeyId {
     Rsa1,
     Rsa2,
     Attacker,
+    Ec,
 }
 
 struct Client {
@@ -246,6 +249,7 @@ struct State {
     id_token_fault: Option<IdTokenFault>,
     id_token_azp: bool,
     current_key: KeyId,
+    id_token_key: Option<KeyId>,
     published: Vec<KeyId>,
     unavailable: bool,
     calls: HashMap<String, usize>,
@@ -313,6 +317,10 @@ impl FakeOp {
             KeyId::Attacker,
             KeyMaterial::load("attacker-rsa", Algorithm::RS256, ATTACKER_PEM, ATTACKER_PUB),
         );
+        keys.insert(
+            KeyId::Ec,
+            KeyMaterial::load("op-ec", Algorithm::ES256, EC_PEM, EC_PUB),
+        );
         let mut clients = HashMap::new();
         clients.insert(
             DEFAULT_CLIENT_ID.to_owned(),
@@ -344,6 +352,7 @@ impl FakeOp {
             id_token_fault: None,
             id_token_azp: false,
             current_key: KeyId::Rsa1,
+            id_token_key: None,
             published: vec![KeyId::Rsa1],
             unavailable: false,
             calls: HashMap::new(),
