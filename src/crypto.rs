@@ -1,8 +1,8 @@
 //! The few cryptographic operations the service needs, as thin wrappers over aws-lc-rs:
-//! random values, SHA-256 key derivation for storage keys, and AES-256-GCM sealing.
+//! random values, SHA-256 key derivation for storage keys, HKDF, and AES-256-GCM sealing.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, hkdf};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -85,6 +85,24 @@ pub fn derive_key(label: &str, value: &[u8]) -> [u8; 32] {
     let mut key = [0u8; 32];
     key.copy_from_slice(context.finish().as_ref());
     key
+}
+
+/// HKDF-SHA256 (RFC 5869) of `secret` for the use `info`: a 32-byte key that only
+/// `secret` gives. No salt: callers pass a uniformly random secret of at least 128 bits.
+pub fn hkdf_key(secret: &[u8], info: &[u8]) -> Result<[u8; 32], CryptoError> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(secret);
+    let info = [info];
+    let okm = prk
+        .expand(&info, hkdf::HKDF_SHA256)
+        .map_err(|_| CryptoError)?;
+    let mut key = [0u8; 32];
+    okm.fill(&mut key).map_err(|_| CryptoError)?;
+    Ok(key)
+}
+
+/// Whether `a` and `b` are equal, in time that does not depend on where they differ.
+pub fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 /// Encrypts and authenticates `plaintext` under `key`, binding it to `context` (the
@@ -186,6 +204,18 @@ mod tests {
         assert_ne!(a, derive_name_of("l", &[b"a", b"bc"]));
         assert_ne!(a, derive_name_of("m", &[b"ab", b"c"]));
         assert_ne!(a, derive_name("l", b"abc"));
+    }
+
+    #[test]
+    fn hkdf_keys_follow_rfc_5869_and_differ_by_use() {
+        // RFC 5869 A.3 (SHA-256, no salt, no info): the first 32 bytes of its OKM.
+        let ikm = [0x0b_u8; 22];
+        let expected = "jaTndaVjwY9xX4AqBjxaMbihH1xe4Yeew0VOXzxzjS0";
+        assert_eq!(b64(&hkdf_key(&ikm, b"").unwrap()), expected);
+        assert_ne!(hkdf_key(&ikm, b"a").unwrap(), hkdf_key(&ikm, b"b").unwrap());
+        assert!(equal_in_constant_time(b"abc", b"abc"));
+        assert!(!equal_in_constant_time(b"abc", b"abd"));
+        assert!(!equal_in_constant_time(b"abc", b"ab"));
     }
 
     #[test]

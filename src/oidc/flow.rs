@@ -1,7 +1,7 @@
 //! The authorization code flow (OIDC Core 3.1) with PKCE (RFC 7636):
 //!
 //! ```text
-//! browser ──GET /login──▶ us: state, nonce, PKCE verifier stored (single use, 10 min)
+//! browser ──GET /login──▶ us: secret r, state = H(r), nonce, PKCE verifier sealed in the login cookie (10 min)
 //! browser ◀──302 authorize?response_type=code&state&nonce&code_challenge (S256)
 //! browser ──credentials──▶ provider ──302 /callback?code&state[&iss]──▶ us
 //! us ──POST token (code + verifier)──▶ provider ──id_token, access_token, refresh_token──▶ us
@@ -24,7 +24,7 @@ use crate::clock::unix_now;
 use crate::crypto;
 use crate::error::ApiError;
 use crate::redirect::ReturnUrl;
-use crate::session::ProviderTokens;
+use crate::session::{LOGIN_SECRET_LEN, LoginSecret, ProviderTokens};
 
 /// Allowed clock difference for `iat` in the future.
 const CLOCK_SKEW_SECONDS: i64 = 60;
@@ -59,8 +59,10 @@ impl std::fmt::Debug for PendingLogin {
 pub struct LoginStart {
     /// The provider's authorization URL with all parameters.
     pub authorize_url: String,
-    /// The `state` (the handle of the pending login).
+    /// The `state`: a hash of `secret`, so it gives neither the secret nor the login.
     pub state: String,
+    /// The secret only the browser's login cookie carries (the seal key derives from it).
+    pub secret: LoginSecret,
     /// What the browser's login cookie carries to `/callback`.
     pub pending: PendingLogin,
     /// A fresh random nonce for sealing `pending` (drawn with the state).
@@ -164,21 +166,22 @@ impl AuthorizeUrlBase {
     }
 }
 
-/// Builds the authorization request for `provider`: `state`, `nonce` and the PKCE
-/// verifier (RFC 7636, S256) are 32 random bytes each, drawn at once with the nonce that
-/// seals the pending login.
+/// Builds the authorization request for `provider`: the login's secret (whose hash is the
+/// `state`), `nonce` and the PKCE verifier (RFC 7636, S256) are 32 random bytes each,
+/// drawn at once with the nonce that seals the pending login.
 pub fn begin_login(
     provider: &Provider,
     discovered: &Discovered,
     return_url: ReturnUrl,
     hints: &LoginHints<'_>,
 ) -> Result<LoginStart, ApiError> {
-    let random = crypto::random_bytes::<{ 96 + crypto::SEAL_NONCE_LEN }>()?;
-    let (state, rest) = random.split_at(32);
+    let random = crypto::random_bytes::<{ LOGIN_SECRET_LEN + 64 + crypto::SEAL_NONCE_LEN }>()?;
+    let (secret, rest) = random.split_at(LOGIN_SECRET_LEN);
     let (nonce, rest) = rest.split_at(32);
     let (verifier, seal_nonce) = rest.split_at(32);
     let seal_nonce = seal_nonce.try_into().map_err(|_| crypto::CryptoError)?;
-    let (state, nonce) = (crypto::b64(state), crypto::b64(nonce));
+    let secret = LoginSecret::new(secret.try_into().map_err(|_| crypto::CryptoError)?);
+    let (state, nonce) = (secret.state(), crypto::b64(nonce));
     let verifier = PkceCodeVerifier::new(crypto::b64(verifier));
     let challenge = PkceCodeChallenge::from_code_verifier_sha256(&verifier);
     let authorize_url = discovered
@@ -187,6 +190,7 @@ pub fn begin_login(
     Ok(LoginStart {
         authorize_url,
         state,
+        secret,
         pending: PendingLogin {
             provider: provider.id().to_owned(),
             pkce_verifier: verifier.secret().clone(),
@@ -217,8 +221,9 @@ pub async fn finish_login(
         let verifier = discovered
             .client
             .id_token_verifier()
-            // The same list logout and refreshed ID tokens are held to (SPEC 2).
-            .set_allowed_algs(openidconnect_algorithms(&discovered.id_token_algorithms))
+            // The one algorithm logout and refreshed ID tokens are held to too (SPEC 3
+            // `id_token_signed_response_alg`).
+            .set_allowed_algs(openidconnect_algorithms(&[discovered.id_token_algorithm]))
             // Extra audiences are fine when `azp` names us, which the verifier enforces
             // (OIDC Core 3.1.3.7 steps 4-5).
             .set_other_audience_verifier_fn(|_| true)
@@ -406,6 +411,9 @@ fn describe_claims_error(error: &openidconnect::ClaimsVerificationError) -> &'st
         E::InvalidAudience(_) => "the ID token is not meant for this client",
         E::InvalidIssuer(_) => "the ID token comes from another issuer",
         E::InvalidNonce(_) => "the ID token's nonce does not match",
+        E::SignatureVerification(openidconnect::SignatureVerificationError::DisallowedAlg(_)) => {
+            "the ID token's alg is not the provider's id_token_signed_response_alg"
+        }
         E::SignatureVerification(_) => "the ID token's signature is invalid",
         _ => "the ID token is invalid",
     }

@@ -1,6 +1,8 @@
 //! Finishing a login at `/callback` (OIDC Core 3.1.2.5 - 3.1.3.7): the pending login from
-//! the browser's login cookie (which binds it to that browser), the provider's error, the RFC 9207 `iss` check, the code exchange and ID token checks
-//! (in [`super::flow`]), the profile, and a new session that replaces any older one.
+//! the browser's login cookie (which binds it to that browser: checked before anything
+//! else, so a callback without it sends nothing to the provider), the provider's error,
+//! the RFC 9207 `iss` check, the code exchange and ID token checks (in [`super::flow`]),
+//! the profile, and a new session that replaces any older one.
 
 use super::ProviderRegistry;
 use super::{claims, flow};
@@ -63,7 +65,7 @@ pub async fn complete_login(
         .state
         .ok_or_else(|| refused("state", None, "the callback carries no state"))?;
     let now = unix_now();
-    let (pending, expires_at): (flow::PendingLogin, i64) = deps
+    let (pending, issued_at): (flow::PendingLogin, i64) = deps
         .pending_logins
         .open(handle, callback.login_cookie.as_deref(), now)
         .map_err(|why| refused(why.check(), None, why.message()))?;
@@ -108,7 +110,7 @@ pub async fn complete_login(
         })?;
     // Single use (SPEC 2): of two callbacks with this state, one creates a session.
     deps.pending_logins
-        .claim(handle, expires_at, now)
+        .claim(handle, issued_at, now)
         .await?
         .map_err(|why| refused(why.check(), Some(id), why.message()))?;
     let now = unix_now_ms();

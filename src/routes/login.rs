@@ -55,11 +55,12 @@ async fn login(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, 
     };
     let discovered = provider.discovered_for_login(&state.http).await?;
     let start = flow::begin_login(provider, &discovered, return_url, &hints)?;
-    // SPEC 7: nothing is stored; the pending login travels sealed in the browser.
+    // SPEC 7: nothing is stored; the pending login travels sealed in the browser, under a
+    // key that only the browser's secret gives (the state is a hash of it).
     let sealed =
         state
             .pending_logins
-            .seal(&start.state, start.seal_nonce, &start.pending, unix_now())?;
+            .seal(&start.secret, start.seal_nonce, &start.pending, unix_now())?;
     let cookie = state.cookies.login_cookie(
         state.cookies.login_cookie_name(&start.state),
         sealed,

@@ -11,7 +11,10 @@ pub use listing::{ListedSession, browser_label};
 pub use record::{
     AccessTokenEntry, Profile, ProviderTokens, SessionRecord, StoredProfile, StoredTokens,
 };
-pub use slots::{MAX_LOGIN_COOKIE_VALUE, PendingLoginRefused, PendingLogins, SealedSlots};
+pub use slots::{
+    LOGIN_SECRET_LEN, LoginSecret, MAX_LOGIN_COOKIE_VALUE, PendingLoginRefused, PendingLogins,
+    SealedSlots,
+};
 pub use ticket::{SessionTicket, session_keys};
 
 use std::time::Duration;

@@ -6,6 +6,9 @@
 use std::time::Duration;
 
 use identity_service::crypto;
+use identity_service::observed_store::ObservedStore;
+use identity_service::session::{LoginSecret, PendingLogins};
+use identity_service::store::{AnyStore, MemoryStore};
 
 use crate::fake_op::TestUser;
 use crate::helpers::{
@@ -36,7 +39,40 @@ fn forged_from_state(state: &str, verifier: &str, nonce: &str) -> String {
                   "return_url": ATTACKER_RETURN_URL},
     });
     let key = crypto::derive_key("login-seal", state.as_bytes());
-    crypto::b64(&crypto::seal(&key, b"pending-login", &serde_json::to_vec(&plain).unwrap()).unwrap())
+    crypto::b64(
+        &crypto::seal(&key, b"pending-login", &serde_json::to_vec(&plain).unwrap()).unwrap(),
+    )
+}
+
+/// A login of the test's own making, sealed as `/login` seals one but started at
+/// `issued_at`: the authorize URL of `template` (a real login's) with its own state,
+/// challenge and nonce, and the matching `name=value` login cookie. Only the holder of the
+/// secret can make such a cookie; it shows what the service believes of its time.
+fn own_login(template: &str, issued_at: i64) -> (String, String) {
+    let secret = LoginSecret::new(crypto::random_bytes().unwrap());
+    let state = secret.state();
+    let (verifier, challenge) = attacker_pkce();
+    let nonce = "own-nonce-0123456789abcdef";
+    let authorize = with_params(
+        template,
+        &[
+            ("state", &state),
+            ("code_challenge", &challenge),
+            ("nonce", nonce),
+        ],
+    );
+    let counter = prometheus::IntCounter::new("unused", "unused").unwrap();
+    let logins = PendingLogins::new(
+        ObservedStore::new(AnyStore::Memory(MemoryStore::new()), counter),
+        "unused:",
+        Duration::from_secs(600),
+    );
+    let login = serde_json::json!({"provider": "local", "pkce_verifier": verifier,
+        "nonce": nonce, "return_url": APP_URL});
+    let value = logins
+        .seal(&secret, crypto::random_bytes().unwrap(), &login, issued_at)
+        .unwrap();
+    (authorize, format!("{}={value}", login_cookie_name(&state)))
 }
 
 /// `url` with the query parameters `changes` replaced.
@@ -195,7 +231,10 @@ async fn a_leaked_state_and_code_are_not_redeemed_by_another_browser() {
     assert_eq!(response.status(), 302, "{:?}", response.text().await);
     assert_eq!(location(&response), APP_URL);
     assert_eq!(app.op.token_calls("authorization_code"), 1);
-    assert_eq!(app.userinfo_with(&victim).await["subject"], TestUser::alice().sub);
+    assert_eq!(
+        app.userinfo_with(&victim).await["subject"],
+        TestUser::alice().sub
+    );
 }
 
 #[tokio::test]
@@ -235,7 +274,10 @@ async fn the_single_use_marker_lives_no_longer_than_the_state() {
     let authorize = app.start_login(&app.client).await;
     let state = query_param(&authorize, "state");
     let callback = app.op.authorize(&authorize, &TestUser::alice());
-    assert_eq!(app.client.get(&callback).send().await.unwrap().status(), 302);
+    assert_eq!(
+        app.client.get(&callback).send().await.unwrap().status(),
+        302
+    );
     let key = format!(
         "{}login-used:{}",
         app.prefix,
@@ -243,6 +285,106 @@ async fn the_single_use_marker_lives_no_longer_than_the_state() {
     );
     let ttl = marker_ttl(&key).await;
     assert!((1..=600).contains(&ttl), "marker TTL {ttl}");
+}
+
+#[tokio::test]
+async fn a_login_older_than_the_state_lifetime_is_refused_whatever_its_cookie_says() {
+    let app = spawn_app().await;
+    let template = app.start_login(&browser()).await;
+    let now = chrono::Utc::now().timestamp();
+    // Started eleven minutes ago: refused, and the provider's token endpoint is not asked.
+    let (authorize, cookie) = own_login(&template, now - 11 * 60);
+    let callback = app.op.authorize(&authorize, &TestUser::alice());
+    let response = attacker()
+        .get(&callback)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 400, "LOGIN_FAILED").await;
+    assert_eq!(app.op.token_calls("authorization_code"), 0);
+    // Started in the future (beyond clock skew): refused too.
+    let (authorize, cookie) = own_login(&template, now + 3600);
+    let callback = app.op.authorize(&authorize, &TestUser::alice());
+    let response = attacker()
+        .get(&callback)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 400, "LOGIN_FAILED").await;
+    assert_eq!(app.op.token_calls("authorization_code"), 0);
+    // Started nine minutes ago: it completes, and its single-use marker lives only for
+    // the minute the login had left.
+    let (authorize, cookie) = own_login(&template, now - 9 * 60);
+    let state = query_param(&authorize, "state");
+    let callback = app.op.authorize(&authorize, &TestUser::alice());
+    let response = attacker()
+        .get(&callback)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let key = format!(
+        "{}login-used:{}",
+        app.prefix,
+        crypto::derive_name("login-used", state.as_bytes())
+    );
+    let ttl = marker_ttl(&key).await;
+    assert!((1..=61).contains(&ttl), "marker TTL {ttl}");
+}
+
+#[tokio::test]
+async fn a_cookie_of_another_secret_under_the_states_name_is_refused() {
+    let app = spawn_app().await;
+    let victim = browser();
+    let authorize = app.start_login(&victim).await;
+    let state = query_param(&authorize, "state");
+    let leaked = app.op.authorize(&authorize, &TestUser::alice());
+    // A well-made cookie of the attacker's own secret, renamed to the victim's state.
+    let now = chrono::Utc::now().timestamp();
+    let (_, own_cookie) = own_login(&authorize, now);
+    let (_, value) = own_cookie.split_once('=').unwrap();
+    let response = attacker()
+        .get(&leaked)
+        .header("cookie", format!("{}={value}", login_cookie_name(&state)))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 400, "LOGIN_FAILED").await;
+    assert_eq!(app.op.token_calls("authorization_code"), 0);
+    // The victim's own secret with a seal from another login: refused as well.
+    let own = victim
+        .get(app.url(&format!(
+            "/login?returnURL={}&provider=local",
+            urlencode(APP_URL)
+        )))
+        .send()
+        .await
+        .unwrap();
+    let (_, genuine) = login_cookie_of(&own)
+        .split_once('=')
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .unwrap();
+    let (_, other_seal) = value.split_once('.').unwrap();
+    let (genuine_secret, _) = genuine.split_once('.').unwrap();
+    let own_state = query_param(&location(&own), "state");
+    let own_callback = app.op.authorize(&location(&own), &TestUser::alice());
+    let response = attacker()
+        .get(&own_callback)
+        .header(
+            "cookie",
+            format!(
+                "{}={genuine_secret}.{other_seal}",
+                login_cookie_name(&own_state)
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 400, "LOGIN_FAILED").await;
+    assert_eq!(app.op.token_calls("authorization_code"), 0);
 }
 
 /// The TTL (seconds) of `key` in the test Redis.
@@ -302,6 +444,23 @@ async fn refused_pending_logins_log_one_warn_line_naming_the_login_cookie() {
         &mut service,
         "no login cookie",
         &["login refused", "check=\"login cookie\""],
+    )
+    .await;
+    // A login older than the state lifetime names that check.
+    let now = chrono::Utc::now().timestamp();
+    let (authorize, cookie) = own_login(&authorize, now - 11 * 60);
+    let callback = op.authorize(&authorize, &TestUser::alice());
+    let response = attacker()
+        .get(&callback)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    one_warning(
+        &mut service,
+        "expired login",
+        &["login refused", "check=\"state lifetime\""],
     )
     .await;
     assert_eq!(op.token_calls("authorization_code"), 0);
