@@ -34,6 +34,7 @@ use serde::Serialize;
 pub use duration::format as format_duration;
 pub use layering::ENV_PREFIX;
 pub use operate::{LimitsConfig, LogConfig, LogFormat, TlsConfig, read_ca_file};
+pub use providers::ID_TOKEN_ALGORITHMS;
 pub use proxy::{ProxyConfig, SERVICE_ROUTES, format_byte_size};
 pub use secret::Secret;
 pub use sections::{
@@ -245,6 +246,10 @@ pub struct ProviderConfig {
     pub introspection_for_opaque: bool,
     /// `logout.*`.
     pub logout: ProviderLogoutConfig,
+    /// `id_token_signed_response_alg`: the one algorithm of this client's ID tokens,
+    /// refreshed ID tokens and logout tokens; `None` (`""`) = chosen from discovery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<jsonwebtoken::Algorithm>,
 }
 
 /// `logout.*` of a provider.

@@ -5,6 +5,23 @@ use super::checks::{check_http_url, checked};
 use super::take::{Problems, Section};
 use super::{ClientAuth, ProviderConfig, ProviderLogoutConfig};
 
+/// The algorithms `id_token_signed_response_alg` may name: the asymmetric JWS algorithms
+/// we verify (no `none`, no HMAC: a provider's tokens are checked with its public keys).
+pub const ID_TOKEN_ALGORITHMS: [(&str, jsonwebtoken::Algorithm); 9] = {
+    use jsonwebtoken::Algorithm as A;
+    [
+        ("RS256", A::RS256),
+        ("RS384", A::RS384),
+        ("RS512", A::RS512),
+        ("PS256", A::PS256),
+        ("PS384", A::PS384),
+        ("PS512", A::PS512),
+        ("ES256", A::ES256),
+        ("ES384", A::ES384),
+        ("EdDSA", A::EdDSA),
+    ]
+};
+
 /// Provider defaults (SPEC section 3).
 const DEFAULT_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 const DEFAULT_NAME_CLAIM: &str = "preferred_username";
@@ -57,6 +74,7 @@ pub(super) fn provider(
             "needs accept_bearer = true and introspection = true",
         );
     }
+    let id_token_signed_response_alg = id_token_algorithm(&mut s, p);
     let mut logout_section = s.section(p, "logout");
     let rp_initiated = logout_section
         .bool(p, "rp_initiated")
@@ -85,9 +103,35 @@ pub(super) fn provider(
             introspection_endpoint,
             introspection_for_opaque,
             logout: ProviderLogoutConfig { rp_initiated },
+            id_token_signed_response_alg,
         })
     })();
     (id, provider)
+}
+
+/// `id_token_signed_response_alg` (SPEC 3): `""` (not set) or one of [`ID_TOKEN_ALGORITHMS`].
+fn id_token_algorithm(s: &mut Section, p: &mut Problems) -> Option<jsonwebtoken::Algorithm> {
+    const KEY: &str = "id_token_signed_response_alg";
+    let text = s.opt_string(p, KEY)?;
+    if let Some((_, algorithm)) = ID_TOKEN_ALGORITHMS.iter().find(|(name, _)| *name == text) {
+        return Some(*algorithm);
+    }
+    let names = ID_TOKEN_ALGORITHMS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let refused = text.eq_ignore_ascii_case("none") || text.to_ascii_uppercase().starts_with("HS");
+    let message = if refused {
+        format!(
+            "\"{}\" is refused: ID tokens must be signed with the provider's key ({names})",
+            text.escape_debug()
+        )
+    } else {
+        format!("\"{}\" is not one of {names}", text.escape_debug())
+    };
+    p.push(s.path_of(KEY), message);
+    None
 }
 
 fn check_id(id: &str) -> Result<(), String> {

@@ -49,7 +49,11 @@ pub async fn backchannel_logout(
     let logout = logout_token::validate(deps.providers, deps.http, token, max_age, unix_now())
         .await
         .map_err(|reason| {
-            tracing::warn!(check = %reason, "logout token refused");
+            // Named from the unverified `iss` (a token whose signature failed is not
+            // believed, but the operator learns which provider it claims to come from).
+            let provider = logout_token::claimed_provider(deps.providers, token)
+                .map_or("-", |provider| provider.id());
+            tracing::warn!(check = %reason, provider, "logout token refused");
             invalid(&reason.to_string())
         })?;
     let provider = logout.provider.id().to_owned();

@@ -8,7 +8,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
-use super::{Discovered, Provider};
+use super::Provider;
+use crate::config::ID_TOKEN_ALGORITHMS;
 
 /// What a token claims to be, which decides the algorithms it may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,7 +17,7 @@ pub enum TokenKind {
     /// An access token: any asymmetric algorithm the chosen key can make.
     AccessToken,
     /// An ID token or a back-channel logout token (validated as an ID token would be):
-    /// only the algorithms of [`Discovered::id_token_algorithms`].
+    /// only [`super::Discovered::id_token_algorithm`].
     IdToken,
 }
 
@@ -43,9 +44,9 @@ pub enum SignatureRefusal {
     /// It is signed with a key the provider does not publish.
     #[error("it is signed with a key the provider does not publish")]
     UnknownKey,
-    /// Its algorithm is not one the provider lists for ID tokens.
-    #[error("its algorithm is not one the provider lists for ID tokens")]
-    AlgorithmNotListed,
+    /// Its algorithm is not the one this client expects from the provider.
+    #[error("its alg is not the provider's id_token_signed_response_alg")]
+    UnexpectedAlgorithm,
     /// Its algorithm does not match the provider's key.
     #[error("its algorithm does not match the provider's key")]
     AlgorithmMismatch,
@@ -65,7 +66,9 @@ impl SignatureRefusal {
             Self::Hmac => "HMAC-signed tokens are not accepted from a provider",
             Self::KeysUnavailable => "the provider's keys are not available",
             Self::UnknownKey => "it is signed with a key the provider does not publish",
-            Self::AlgorithmNotListed => "its algorithm is not one the provider lists for ID tokens",
+            Self::UnexpectedAlgorithm => {
+                "its alg is not the provider's id_token_signed_response_alg"
+            }
             Self::AlgorithmMismatch => "its algorithm does not match the provider's key",
             Self::UnusableKey => "the provider's key is unusable",
             Self::BadSignature => "its signature is invalid",
@@ -88,6 +91,10 @@ pub async fn verify_signature(
         .discovered(http)
         .await
         .map_err(|_| SignatureRefusal::KeysUnavailable)?;
+    // Checked before the key is looked up: a token in another algorithm costs no refetch.
+    if kind == TokenKind::IdToken && header.alg != discovered.id_token_algorithm {
+        return Err(SignatureRefusal::UnexpectedAlgorithm);
+    }
     let (discovered, key) = match select_key(&discovered.jwks, &header) {
         Some(key) => {
             let key = key.clone();
@@ -104,9 +111,9 @@ pub async fn verify_signature(
             (refreshed, key)
         }
     };
-    // Judged against the discovery the key came from (a refetch may have changed the list).
-    if kind == TokenKind::IdToken && !id_token_algorithm_allowed(&discovered, header.alg) {
-        return Err(SignatureRefusal::AlgorithmNotListed);
+    // The discovery the key came from (a refetch may have changed the default).
+    if kind == TokenKind::IdToken && header.alg != discovered.id_token_algorithm {
+        return Err(SignatureRefusal::UnexpectedAlgorithm);
     }
     if !key_allows(&key, header.alg) {
         return Err(SignatureRefusal::AlgorithmMismatch);
@@ -125,23 +132,34 @@ pub async fn verify_signature(
     })
 }
 
-/// SPEC 2 and OIDC Core 3.1.3.7 step 7: ID tokens and logout tokens must use an algorithm
-/// the provider lists in `id_token_signing_alg_values_supported` (RS256 when it lists none).
-/// The login's ID token verifier is given the same list ([`Discovered::id_token_algorithms`]).
-pub fn id_token_algorithm_allowed(discovered: &Discovered, algorithm: Algorithm) -> bool {
-    discovered.id_token_algorithms.contains(&algorithm)
-}
-
-/// The algorithms named in `id_token_signing_alg_values_supported` that we know (`none`
-/// and unknown names dropped); RS256 when the provider lists none.
-pub fn id_token_algorithms(listed: &[String]) -> Vec<Algorithm> {
-    if listed.is_empty() {
-        return vec![Algorithm::RS256];
+/// SPEC 3 `id_token_signed_response_alg` (OIDC Registration 2; Core 3.1.3.7 step 7): the
+/// one algorithm of a provider's ID tokens and logout tokens. `configured` wins; else RS256
+/// when the provider lists it in `id_token_signing_alg_values_supported` (or lists
+/// nothing), else the first listed algorithm we verify. A provider that lists only `none`,
+/// HMAC or algorithms we do not know cannot be used until the key is set.
+pub fn id_token_algorithm(
+    configured: Option<Algorithm>,
+    listed: &[String],
+) -> Result<Algorithm, String> {
+    if let Some(algorithm) = configured {
+        return Ok(algorithm);
+    }
+    if listed.is_empty() || listed.iter().any(|name| name == "RS256") {
+        return Ok(Algorithm::RS256);
     }
     listed
         .iter()
-        .filter_map(|name| name.parse::<Algorithm>().ok())
-        .collect()
+        .find_map(|name| {
+            ID_TOKEN_ALGORITHMS
+                .iter()
+                .find(|(known, _)| known == name)
+                .map(|(_, algorithm)| *algorithm)
+        })
+        .ok_or_else(|| {
+            "the provider lists no ID token algorithm we accept (only none, HMAC or unknown \
+             ones): set id_token_signed_response_alg"
+                .to_owned()
+        })
 }
 
 /// The key named by the header's `kid`; without a `kid`, the provider's only signing key.
@@ -233,4 +251,35 @@ pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Option<i64> {
 pub fn jwt_payload(token: &str) -> Option<Map<String, Value>> {
     let payload = token.split('.').nth(1)?;
     serde_json::from_slice(&crate::crypto::b64_decode(payload.trim_end_matches('='))?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_id_token_algorithm_is_the_configured_one_or_chosen_from_discovery() {
+        let choose = |configured, names: &[&str]| id_token_algorithm(configured, &listed(names));
+        assert_eq!(choose(None, &[]), Ok(Algorithm::RS256));
+        assert_eq!(choose(None, &["ES256", "RS256"]), Ok(Algorithm::RS256));
+        assert_eq!(choose(None, &["ES256", "PS256"]), Ok(Algorithm::ES256));
+        assert_eq!(
+            choose(None, &["none", "HS256", "EdDSA"]),
+            Ok(Algorithm::EdDSA)
+        );
+        assert!(choose(None, &["none"]).is_err());
+        assert!(choose(None, &["HS256", "HS512", "ES512"]).is_err());
+        assert_eq!(
+            choose(Some(Algorithm::PS256), &["RS256", "ES256"]),
+            Ok(Algorithm::PS256)
+        );
+        assert_eq!(
+            choose(Some(Algorithm::ES256), &["HS256"]),
+            Ok(Algorithm::ES256)
+        );
+    }
 }

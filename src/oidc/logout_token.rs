@@ -88,6 +88,24 @@ pub enum LogoutTokenRefusal {
     Nonce,
 }
 
+/// The provider whose issuer the token's (unverified) `iss` names: whose keys may verify
+/// it, and whom a refusal's log line names.
+pub fn claimed_provider<'a>(
+    providers: &'a ProviderRegistry,
+    token: &str,
+) -> Result<&'a Arc<Provider>, LogoutTokenRefusal> {
+    let unverified = jwt_payload(token).ok_or(LogoutTokenRefusal::NotJwt)?;
+    let issuer = unverified
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or(LogoutTokenRefusal::IssuerMissing)?;
+    providers
+        .all()
+        .iter()
+        .find(|provider| provider.issuer() == issuer)
+        .ok_or(LogoutTokenRefusal::UnknownIssuer)
+}
+
 /// Validates `token` at time `now` (Unix seconds), accepting `iat` no older than `max_age`.
 pub async fn validate(
     providers: &ProviderRegistry,
@@ -97,19 +115,10 @@ pub async fn validate(
     now: i64,
 ) -> Result<LogoutRequest, LogoutTokenRefusal> {
     // 2.6 step 2 needs the issuer's keys: find the provider from the (unverified) `iss`.
-    let unverified = jwt_payload(token).ok_or(LogoutTokenRefusal::NotJwt)?;
-    let issuer = unverified
-        .get("iss")
-        .and_then(Value::as_str)
-        .ok_or(LogoutTokenRefusal::IssuerMissing)?;
-    let provider = providers
-        .all()
-        .iter()
-        .find(|provider| provider.issuer() == issuer)
-        .ok_or(LogoutTokenRefusal::UnknownIssuer)?
-        .clone();
-    // 2.6 step 2: the signature, with the provider's keys (never none, never HMAC) and an
-    // algorithm it lists for ID tokens (SPEC 2: validated as an ID token would be).
+    let provider = claimed_provider(providers, token)?.clone();
+    // 2.6 step 2: the signature, with the provider's keys (never none, never HMAC) and
+    // exactly this client's algorithm for its ID tokens (SPEC 2 and 3: validated as an ID
+    // token would be, `id_token_signed_response_alg`).
     let verified = jwt::verify_signature(&provider, http, token, TokenKind::IdToken)
         .await
         .map_err(LogoutTokenRefusal::Signature)?;

@@ -80,9 +80,10 @@ pub struct Discovered {
     pub introspection_endpoint: Option<Url>,
     /// RFC 7009 token revocation endpoint (SPEC 11), when announced.
     pub revocation_endpoint: Option<Url>,
-    /// Algorithms ID tokens and logout tokens may use (`id_token_signing_alg_values_supported`,
-    /// RS256 when empty); see [`super::jwt::id_token_algorithm_allowed`].
-    pub id_token_algorithms: Vec<Algorithm>,
+    /// The one algorithm of this client's ID tokens, refreshed ID tokens and logout tokens
+    /// (`id_token_signed_response_alg`, or chosen from discovery); see
+    /// [`super::jwt::id_token_algorithm`].
+    pub id_token_algorithm: Algorithm,
     /// The discovery document as fetched, to tell whether a check found it changed.
     document: Vec<u8>,
 }
@@ -423,9 +424,10 @@ impl Provider {
                 .clone()
                 .or(extra.introspection_endpoint),
             revocation_endpoint: extra.revocation_endpoint,
-            id_token_algorithms: super::jwt::id_token_algorithms(
+            id_token_algorithm: super::jwt::id_token_algorithm(
+                self.config.id_token_signed_response_alg,
                 &extra.id_token_signing_alg_values_supported,
-            ),
+            )?,
             document,
         })
     }

@@ -41,7 +41,10 @@ async fn a_logout_token_in_another_algorithm_the_provider_lists_is_refused() {
     let op = provider_with_rsa_and_ec_keys().await;
     let app = app_expecting(&op, None).await;
     let alice = browser();
-    assert_eq!(app.login_with(&alice, &TestUser::alice()).await.status(), 302);
+    assert_eq!(
+        app.login_with(&alice, &TestUser::alice()).await.status(),
+        302
+    );
     let sid = op.sid_of_last_login().unwrap();
     let es256 = op.logout_token(LogoutTokenSpec::for_sid(&sid).signed_with(SigningKeyChoice::Ec));
     let response = post_logout_token(&app.address, &es256).await;
@@ -104,7 +107,8 @@ async fn a_refused_logout_token_logs_the_provider_and_the_algorithm_check() {
     )
     .await;
     service.new_warnings().await;
-    let es256 = op.logout_token(LogoutTokenSpec::for_sub("alice").signed_with(SigningKeyChoice::Ec));
+    let es256 =
+        op.logout_token(LogoutTokenSpec::for_sub("alice").signed_with(SigningKeyChoice::Ec));
     let address = service.url("");
     let response = post_logout_token(&address, &es256).await;
     assert_error(response, 400, "INVALID_LOGOUT_TOKEN").await;
