@@ -177,3 +177,42 @@ fn id_token_signed_response_alg_accepts_asymmetric_algorithms_only() {
         assert!(!message.contains("s3cret-value"));
     }
 }
+
+#[tokio::test]
+async fn a_provider_listing_only_hmac_or_none_needs_the_algorithm_set() {
+    for listed in [serde_json::json!(["HS256"]), serde_json::json!(["none"])] {
+        let op = FakeOp::start().await;
+        let discovery_url = format!("{}/.well-known/openid-configuration", op.issuer());
+        let mut discovery: serde_json::Value = reqwest::get(&discovery_url)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        discovery["id_token_signing_alg_values_supported"] = listed.clone();
+        wiremock::Mock::given(wiremock::matchers::path(
+            "/.well-known/openid-configuration",
+        ))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(discovery))
+        .with_priority(1)
+        .mount(op.server())
+        .await;
+        // Not set: the provider is not ready and its logins fail as unavailable.
+        let app = app_expecting(&op, None).await;
+        let ready = app.get("/health/ready").await;
+        assert_eq!(ready.status(), 503, "{listed}");
+        let body: serde_json::Value = ready.json().await.unwrap();
+        assert_ne!(body["checks"]["providers"]["local"], "ok", "{listed}");
+        let login = app
+            .get(&format!(
+                "/login?returnURL={}",
+                crate::helpers::urlencode(crate::helpers::APP_URL)
+            ))
+            .await;
+        assert_error(login, 502, "PROVIDER_UNAVAILABLE").await;
+        // Set: RS256, which the provider signs with, works.
+        let app = app_expecting(&op, Some("RS256")).await;
+        assert_eq!(app.get("/health/ready").await.status(), 200, "{listed}");
+        app.login(&TestUser::alice()).await;
+    }
+}
