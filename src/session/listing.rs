@@ -1,6 +1,7 @@
 //! What a session list shows (SPEC 11) and how it is kept: one short entry per session
 //! in a hash beside the per-subject index (`<last seen> <created> <browser label>`, Unix
-//! seconds in base 36 and at most [`MAX_LABEL`] characters; every byte is Redis memory
+//! seconds (last seen) and milliseconds (created, so two logins in one second still list
+//! newest first) in base 36 and at most [`MAX_LABEL`] characters; every byte is Redis memory
 //! per session), never inside the sealed record, which
 //! other sessions cannot open. It holds no token, no claim and no address; its id is
 //! derived from the store name, so it opens nothing.
@@ -62,9 +63,9 @@ pub fn listing_id(name: &str) -> String {
     crypto::derive_name("session-listing-id", name.as_bytes())
 }
 
-/// The stored entry: last seen, created (Unix seconds) and the label.
-pub fn encode_entry(last_seen_s: i64, created_s: i64, label: &str) -> Vec<u8> {
-    format!("{} {} {label}", base36(last_seen_s), base36(created_s)).into_bytes()
+/// The stored entry: last seen (Unix seconds), created (Unix milliseconds) and the label.
+pub fn encode_entry(last_seen_s: i64, created_ms: i64, label: &str) -> Vec<u8> {
+    format!("{} {} {label}", base36(last_seen_s), base36(created_ms)).into_bytes()
 }
 
 /// The first word of an entry: the last-seen time.
@@ -87,7 +88,8 @@ fn base36(value: i64) -> String {
     digits.iter().rev().collect()
 }
 
-/// The parts of a stored entry; `None` for one this version cannot read.
+/// The parts of a stored entry (last seen in seconds, created in milliseconds, label);
+/// `None` for one this version cannot read.
 pub fn decode_entry(entry: &[u8]) -> Option<(i64, i64, String)> {
     let text = std::str::from_utf8(entry).ok()?;
     let mut parts = text.splitn(3, ' ');
@@ -115,17 +117,17 @@ mod tests {
 
     #[test]
     fn an_entry_survives_a_touch_of_its_first_word() {
-        let entry = encode_entry(1_800_000_000, 1_799_999_000, "Firefox 133 on Linux");
+        let entry = encode_entry(1_800_000_000, 1_799_999_000_123, "Firefox 133 on Linux");
         let touched = crate::store::with_first_word(&entry, &encode_last_seen(1_800_000_600));
         assert_eq!(
             decode_entry(&touched).unwrap(),
             (
                 1_800_000_600,
-                1_799_999_000,
+                1_799_999_000_123,
                 "Firefox 133 on Linux".to_owned()
             )
         );
-        assert!(entry.len() <= 14 + MAX_LABEL, "{}", entry.len());
+        assert!(entry.len() <= 17 + MAX_LABEL, "{}", entry.len());
         assert_eq!(base36(0), "0");
         assert_eq!(base36(1_800_000_000), "tro8w0");
     }

@@ -93,11 +93,8 @@ impl SessionService {
             self.store.index_add(&index, &member, listed_until).await?;
         }
         let (index, listing) = self.subject_keys(&record.provider, &record.subject);
-        let entry = listing::encode_entry(
-            record.last_touch_ms / 1000,
-            record.created_at_ms / 1000,
-            browser,
-        );
+        let entry =
+            listing::encode_entry(record.last_touch_ms / 1000, record.created_at_ms, browser);
         self.store
             .listing_add(&index, &listing, &member, listed_until, &entry)
             .await?;
@@ -233,7 +230,9 @@ impl SessionService {
                 let parts = listing::decode_entry(&entry?)?;
                 Some((member, parts))
             })
-            .filter(|(_, (last_seen, created, _))| self.listed_end(*last_seen, *created) > now_s)
+            .filter(|(_, (last_seen, created_ms, _))| {
+                self.listed_end(*last_seen, created_ms / 1000) > now_s
+            })
             .collect();
         if candidates.is_empty() {
             return Ok(Vec::new());
@@ -247,12 +246,13 @@ impl SessionService {
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let present = self.store.get_many(&key_refs).await?;
         let current = current.map(SessionTicket::storage_name);
-        let mut listed: Vec<ListedSession> = candidates
+        let mut listed: Vec<(i64, ListedSession)> = candidates
             .into_iter()
             .zip(present)
             .filter(|(_, record)| record.is_some())
-            .map(
-                |((member, (last_seen, created, browser)), _)| ListedSession {
+            .map(|((member, (last_seen, created_ms, browser)), _)| {
+                let created = created_ms / 1000;
+                let session = ListedSession {
                     id: listing::listing_id(&member),
                     current: current.as_deref() == Some(member.as_str()),
                     provider: provider.to_owned(),
@@ -260,10 +260,12 @@ impl SessionService {
                     last_seen_at: last_seen - last_seen.rem_euclid(60),
                     expires_at: self.listed_end(last_seen, created),
                     browser,
-                },
-            )
+                };
+                (created_ms, session)
+            })
             .collect();
-        listed.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        listed.sort_by(|(a_ms, a), (b_ms, b)| b_ms.cmp(a_ms).then(a.id.cmp(&b.id)));
+        let listed = listed.into_iter().map(|(_, session)| session).collect();
         Ok(listed)
     }
 
