@@ -308,7 +308,8 @@ impl MetricsGate {
     /// The main listener answers 404 to `/metrics` and `/admin/sessions`; the metrics
     /// listener serves only those and health (marking the request so readiness may show detail).
     fn allows(&self, request: &ServiceRequest) -> bool {
-        let path = request.path();
+        // The route the router will serve, however it is spelled (`/%6Detrics`).
+        let path = crate::limits::routed_path(request);
         if request.app_config().local_addr() == self.metrics_addr {
             request.extensions_mut().insert(MetricsListener);
             path == self.metrics_path

@@ -11,6 +11,7 @@
 mod backchannel;
 mod bearer;
 mod cli;
+mod edge_checks;
 mod fake_op;
 mod health_and_metadata;
 mod helpers;
