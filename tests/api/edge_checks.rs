@@ -28,7 +28,11 @@ async fn start(server_extra: &str, options: AppOptions) -> (String, Option<u16>)
     tokio::spawn(application.run_until_stopped());
     let address = format!("127.0.0.1:{port}");
     for _ in 0..100 {
-        let base = if server_extra.contains("base_path") { "/id" } else { "" };
+        let base = if server_extra.contains("base_path") {
+            "/id"
+        } else {
+            ""
+        };
         if raw_get(&address, &format!("{base}/health/ready")).await.0 == 200 {
             break;
         }

@@ -16,6 +16,7 @@ mod fake_op;
 mod health_and_metadata;
 mod helpers;
 mod hostile_input;
+mod introspection_faults;
 mod logging;
 mod login;
 mod logout;
