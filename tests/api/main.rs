@@ -28,6 +28,7 @@ mod provider_faults;
 mod proxy;
 mod redaction;
 mod redirects;
+mod redis_access;
 mod refusal_logs;
 mod round_trips;
 mod session_refresh;
