@@ -34,6 +34,7 @@ mod round_trips;
 mod session_refresh;
 mod session_store_faults;
 mod sessions;
+mod shutdown;
 mod store_suite;
 mod targets;
 mod token_strategies;
