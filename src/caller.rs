@@ -1,6 +1,7 @@
 //! Who is calling (SPEC 5): a bearer token when the request carries
-//! `Authorization: Bearer …` (a bad one is 401, even beside a valid cookie), else the
-//! session named by the cookie. Other `Authorization` schemes are ignored.
+//! `Authorization: Bearer …` (a bad one is 401, even beside a valid cookie; one that no
+//! provider could judge in time is 502 `PROVIDER_UNAVAILABLE`), else the session named by
+//! the cookie. Other `Authorization` schemes are ignored.
 
 use actix_web::HttpRequest;
 use actix_web::http::header::AUTHORIZATION;
@@ -67,6 +68,15 @@ impl Caller {
                     .await
                 {
                     Ok(identity) => Ok(Some(Self::Bearer(identity))),
+                    Err(refusal) if refusal.unavailable => {
+                        let provider = refusal.provider.unwrap_or_default();
+                        tracing::warn!(
+                            check = refusal.check,
+                            provider = %provider,
+                            "bearer token not checked: no introspection answer in time"
+                        );
+                        Err(ApiError::ProviderUnavailable(provider))
+                    }
                     Err(refusal) => {
                         tracing::warn!(
                             check = refusal.check,

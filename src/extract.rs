@@ -39,7 +39,9 @@ impl DeclaredBodyCap {
         let Some(length) = declared_length(request.headers()) else {
             return Ok(());
         };
-        let path = request.path();
+        // The path the router serves (percent-decoded), not its spelling: an encoded
+        // proxy path is proxied and an encoded route is capped like its plain spelling.
+        let path = request.match_info().as_str();
         let proxied = self.proxy_prefixes.iter().any(|prefix| {
             path.strip_prefix(prefix.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))

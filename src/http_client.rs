@@ -1,11 +1,13 @@
 //! The one HTTP client for upstream calls (providers, token endpoints, targets): timeouts,
 //! no redirects, and TLS on rustls with the aws-lc-rs crypto provider (the only one built
-//! in) trusting the bundled web PKI roots, the system's roots and `[tls] ca_file`.
+//! in) trusting the bundled web PKI roots, the system's roots and `[tls] ca_file`; and
+//! the roots the Redis client trusts for `rediss://` ([`redis_roots_pem`]).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use rustls::RootCertStore;
 
 use crate::config::{TlsConfig, read_ca_file};
@@ -55,4 +57,28 @@ fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
         }
     }
     Ok(roots)
+}
+
+/// The roots for `rediss://` when `[tls] ca_file` is set: the system's roots (what the
+/// Redis client trusts by itself) and `ca_file`, as one PEM bundle (the form the Redis
+/// client takes; its list replaces the system's). `None` without `ca_file`.
+pub fn redis_roots_pem(tls: &TlsConfig) -> Result<Option<Vec<u8>>, String> {
+    let Some(path) = tls.ca_file.as_deref() else {
+        return Ok(None);
+    };
+    let system = rustls_native_certs::load_native_certs();
+    if let Some(error) = system.errors.first() {
+        tracing::warn!(%error, "some system root certificates could not be read");
+    }
+    let mut pem = String::new();
+    for certificate in system.certs.iter().chain(read_ca_file(path)?.iter()) {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(certificate.as_ref());
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    Ok(Some(pem.into_bytes()))
 }

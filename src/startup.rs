@@ -18,7 +18,7 @@ use crate::origin::OriginPolicy;
 use crate::routes;
 use crate::routes::health::{MetricsListener, MetricsRegistry};
 use crate::state::AppState;
-use crate::store::{AnyStore, MemoryStore, RedisStore};
+use crate::store::{AnyStore, MemoryStore, RedisOptions, RedisStore};
 use crate::telemetry::{RequestTelemetry, RouteLabel};
 
 /// Seconds in-flight requests get to finish after SIGTERM.
@@ -48,10 +48,16 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
         let port = listener.local_addr().map_err(StartupError::Serve)?.port();
+        let redis_options = RedisOptions {
+            key_prefix: config.session.key_prefix.clone(),
+            tls_roots_pem: crate::http_client::redis_roots_pem(&config.tls)
+                .map_err(StartupError::Part)?,
+        };
         let store = match config.session.store {
             StoreKind::Memory => AnyStore::Memory(MemoryStore::new()),
             StoreKind::Redis => AnyStore::Redis(
-                RedisStore::connect(&config.session.redis_url).map_err(StartupError::Store)?,
+                RedisStore::connect_with(&config.session.redis_url, &redis_options)
+                    .map_err(StartupError::Store)?,
             ),
         };
         let registry = prometheus::Registry::new();
@@ -111,7 +117,11 @@ impl Application {
                     move |request, service| edge(&checks, request, service)
                 })
                 .wrap(RequestTelemetry::new(http_metrics.clone(), &base_path))
-                .app_data(worker_state(&state, worker_redis_url.as_deref()))
+                .app_data(worker_state(
+                    &state,
+                    worker_redis_url.as_deref(),
+                    &redis_options,
+                ))
                 .app_data(openapi.clone())
                 .app_data(extract::payload_config())
                 .app_data(extract::form_config())
@@ -140,7 +150,11 @@ impl Application {
                 })
                 .default_service(web::to(routes::not_found))
         })
-        .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
+        .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
+        // `main` listens for SIGTERM/SIGINT itself (from before the port opens) and stops
+        // the server gracefully: idle keep-alive connections close at once, in-flight
+        // requests finish. actix's own handlers would add a 300 ms pause before exiting.
+        .disable_signals();
         if workers > 0 {
             server = server.workers(workers);
         }
@@ -182,11 +196,15 @@ impl Application {
 /// The state a worker serves with: its own Redis connection (made on the worker's own
 /// runtime, so its I/O stays on that thread), everything else shared. The memory store
 /// is shared by all workers.
-fn worker_state(shared: &web::Data<AppState>, redis_url: Option<&str>) -> web::Data<AppState> {
+fn worker_state(
+    shared: &web::Data<AppState>,
+    redis_url: Option<&str>,
+    options: &RedisOptions,
+) -> web::Data<AppState> {
     let Some(url) = redis_url else {
         return shared.clone();
     };
-    match RedisStore::connect(url) {
+    match RedisStore::connect_with(url, options) {
         Ok(store) => web::Data::new(shared.with_store(AnyStore::Redis(store))),
         Err(error) => {
             tracing::warn!(%error, "no connection of its own for this worker; sharing one");
@@ -308,7 +326,8 @@ impl MetricsGate {
     /// The main listener answers 404 to `/metrics` and `/admin/sessions`; the metrics
     /// listener serves only those and health (marking the request so readiness may show detail).
     fn allows(&self, request: &ServiceRequest) -> bool {
-        let path = request.path();
+        // The route the router will serve, however it is spelled (`/%6Detrics`).
+        let path = crate::limits::routed_path(request);
         if request.app_config().local_addr() == self.metrics_addr {
             request.extensions_mut().insert(MetricsListener);
             path == self.metrics_path

@@ -6,19 +6,31 @@
 //! Which provider sees which token: a JWT whose `iss` names a provider with
 //! `accept_bearer` is verified with that provider's keys and sent nowhere. Any other token
 //! is "opaque": it goes to the providers with `introspection_for_opaque` when one is so
-//! pinned, else to every provider with `introspection`, in configuration order, until one
-//! calls it active.
+//! pinned, else to every provider with `introspection`, all at once; the first to call it
+//! active wins.
 //!
-//! Introspection is bounded (SPEC 7): one upstream call per token per
-//! [`REFUSAL_CACHE_SECONDS`] however many requests carry it (answers, refusals included,
-//! are cached by a hash of the token; concurrent requests with the same token share one
-//! call), and at most [`MAX_CONCURRENT_INTROSPECTIONS`] calls in flight overall.
+//! Introspection failures stay per provider (SPEC 7): each provider is asked on its own,
+//! with its own bound of [`MAX_CONCURRENT_INTROSPECTIONS`] calls in flight and its own
+//! [`INTROSPECTION_DEADLINE`], so one provider that is down or slow neither refuses nor
+//! delays another's tokens. A token no provider called active while one of them could
+//! not answer is not refused but unanswered ([`BearerRefusal::unavailable`]: 502
+//! `PROVIDER_UNAVAILABLE`, not a refused credential for `[limits]`).
+//!
+//! Introspection is bounded (SPEC 7): one upstream call per token and provider per
+//! [`REFUSAL_CACHE_SECONDS`] however many requests carry it (answers, refusals and
+//! failures included, are cached by a hash of the token; concurrent requests with the
+//! same token share one call, which runs as a task of its own so that it finishes and is
+//! remembered even when the request that started it was answered by another provider).
+//! The cache holds at most [`MAX_CACHED_ANSWERS`] answers, the least recently used
+//! forgotten first.
 
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -35,18 +47,19 @@ use crate::session::Profile;
 /// Longest time an introspection answer is reused.
 pub const INTROSPECTION_CACHE_SECONDS: i64 = 60;
 
-/// How long a refused token (inactive, or the endpoint failed) is refused without asking
-/// the provider again.
+/// How long a refused token (inactive, or the provider failed to answer) is refused
+/// without asking the provider again.
 pub const REFUSAL_CACHE_SECONDS: i64 = 10;
 
-/// Introspection calls in flight at once, over all tokens and providers.
+/// Introspection calls in flight at once, per provider.
 pub const MAX_CONCURRENT_INTROSPECTIONS: usize = 16;
 
-/// How long a request waits for an introspection slot before it is refused.
-const INTROSPECTION_QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// How long one provider's answer is waited for (a slot among its calls in flight,
+/// discovery and the call itself); past it the provider counts as unable to answer.
+pub const INTROSPECTION_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Entries above this count trigger a sweep of expired ones.
-const CACHE_SWEEP_THRESHOLD: usize = 10_000;
+/// Most introspection answers (per token and provider) kept at once.
+pub const MAX_CACHED_ANSWERS: usize = 100_000;
 
 /// Why a bearer token was refused: the failed check, and the provider when known.
 #[derive(Clone, Debug)]
@@ -55,6 +68,9 @@ pub struct BearerRefusal {
     pub provider: Option<String>,
     /// The check that failed (never the token).
     pub check: &'static str,
+    /// `true` when no answer could be had (a provider that might know the token could not
+    /// be asked in time): the token is not known to be bad.
+    pub unavailable: bool,
 }
 
 impl BearerRefusal {
@@ -62,6 +78,7 @@ impl BearerRefusal {
         Self {
             provider: provider.map(|provider| provider.id().to_owned()),
             check,
+            unavailable: false,
         }
     }
 }
@@ -98,31 +115,49 @@ impl std::fmt::Debug for BearerIdentity {
     }
 }
 
-/// One introspection outcome, shared by every request that carried the token until `until`.
+/// What one provider said about one token.
+#[derive(Clone)]
+enum Answer {
+    /// Active, and acceptable.
+    Active(BearerIdentity),
+    /// Not active, or not for us: the check that failed.
+    Inactive(&'static str),
+    /// No answer could be had: why.
+    Unavailable(&'static str),
+}
+
+/// One provider's answer about one token, shared by every request that carried the token
+/// until `until` (Unix seconds).
 #[derive(Clone)]
 struct Introspected {
     until: i64,
-    outcome: Result<BearerIdentity, BearerRefusal>,
+    answer: Answer,
 }
+
+/// The answers being or already had, per provider and token hash.
+type AnswerCache = lru::LruCache<String, Arc<OnceCell<Introspected>>>;
 
 /// Verifies bearer tokens and caches introspection answers.
 #[derive(Clone)]
 pub struct BearerVerifier {
-    introspected: Arc<DashMap<String, Arc<OnceCell<Introspected>>>>,
-    permits: Arc<Semaphore>,
+    introspected: Arc<Mutex<AnswerCache>>,
+    /// Each provider's slots for calls in flight, by provider id.
+    permits: Arc<DashMap<String, Arc<Semaphore>>>,
 }
 
 impl Default for BearerVerifier {
     fn default() -> Self {
+        let capacity = NonZeroUsize::new(MAX_CACHED_ANSWERS).unwrap_or(NonZeroUsize::MIN);
         Self {
-            introspected: Arc::default(),
-            permits: Arc::new(Semaphore::new(MAX_CONCURRENT_INTROSPECTIONS)),
+            introspected: Arc::new(Mutex::new(lru::LruCache::new(capacity))),
+            permits: Arc::default(),
         }
     }
 }
 
 impl BearerVerifier {
-    /// Who `token` belongs to; `Err` with the failed check when it is not acceptable.
+    /// Who `token` belongs to; `Err` with the failed check when it is not acceptable, or
+    /// with [`BearerRefusal::unavailable`] when no provider that might know it answered.
     pub async fn verify(
         &self,
         providers: &ProviderRegistry,
@@ -148,89 +183,186 @@ impl BearerVerifier {
                 "the token is not from a provider that accepts bearer tokens",
             ));
         }
-        self.introspect_once(&introspecting, http, token).await
+        self.introspect_everywhere(&introspecting, http, token)
+            .await
     }
 
-    /// The cached or shared answer for `token`, asking upstream only when there is none.
-    async fn introspect_once(
+    /// Asks every provider at once (each answer cached or shared); the first that calls
+    /// the token active wins. Otherwise: refused when every provider answered, else
+    /// unavailable (naming the first provider, in configuration order, that did not).
+    async fn introspect_everywhere(
         &self,
         providers: &[&Arc<Provider>],
         http: &reqwest::Client,
         token: &str,
     ) -> Result<BearerIdentity, BearerRefusal> {
-        let key = crypto::derive_name("bearer-token", token.as_bytes());
-        let now = unix_now();
-        if self.introspected.len() > CACHE_SWEEP_THRESHOLD {
-            self.introspected
-                .retain(|_, cell| cell.get().is_none_or(|answer| answer.until > now));
+        let token_hash = crypto::derive_name("bearer-token", token.as_bytes());
+        let cells: Vec<_> = providers
+            .iter()
+            .map(|provider| self.cell(provider, &token_hash))
+            .collect();
+        // A known answer first: a token one provider accepted asks no other.
+        if let Some(identity) = cells.iter().find_map(|cell| match cell.get() {
+            Some(Introspected {
+                answer: Answer::Active(identity),
+                ..
+            }) => Some(identity.clone()),
+            _ => None,
+        }) {
+            return Ok(identity);
         }
-        let cell = match self.introspected.entry(key) {
-            Entry::Occupied(mut entry) => {
-                if entry.get().get().is_some_and(|answer| answer.until <= now) {
-                    entry.insert(Arc::new(OnceCell::new()));
-                }
-                entry.get().clone()
-            }
-            Entry::Vacant(entry) => entry.insert(Arc::new(OnceCell::new())).clone(),
-        };
-        let answer = cell
-            .get_or_init(async || {
-                let (outcome, cache_seconds) = self.introspect_all(providers, http, token).await;
-                let now = unix_now();
-                let until = match &outcome {
-                    Ok(identity) => identity
-                        .expires_at
-                        .min(now.saturating_add(INTROSPECTION_CACHE_SECONDS)),
-                    Err(_) => now.saturating_add(cache_seconds),
-                };
-                Introspected { until, outcome }
+        let mut pending: FuturesUnordered<_> = providers
+            .iter()
+            .zip(cells)
+            .enumerate()
+            .map(|(index, (provider, cell))| {
+                let answer = self.answer(provider, http, token, cell);
+                async move { (index, answer.await) }
             })
-            .await;
-        answer.outcome.clone()
+            .collect();
+        let mut answers: Vec<Option<Answer>> = vec![None; providers.len()];
+        while let Some((index, answer)) = pending.next().await {
+            if let Answer::Active(identity) = answer {
+                return Ok(identity);
+            }
+            if let Some(slot) = answers.get_mut(index) {
+                *slot = Some(answer);
+            }
+        }
+        let unavailable =
+            providers
+                .iter()
+                .zip(&answers)
+                .find_map(|(provider, answer)| match answer {
+                    Some(Answer::Unavailable(check)) => Some((provider, *check)),
+                    _ => None,
+                });
+        if let Some((provider, check)) = unavailable {
+            return Err(BearerRefusal {
+                unavailable: true,
+                ..BearerRefusal::new(Some(provider), check)
+            });
+        }
+        let refused = providers
+            .iter()
+            .zip(&answers)
+            .rev()
+            .find_map(|(provider, answer)| match answer {
+                Some(Answer::Inactive(check)) => Some(BearerRefusal::new(Some(provider), check)),
+                _ => None,
+            });
+        Err(refused.unwrap_or_else(|| BearerRefusal::new(None, "the token is not active")))
     }
 
-    /// Asks each provider in turn (one slot of the overall bound held throughout); the
-    /// second value is how long a refusal may be reused.
-    async fn introspect_all(
+    /// The cache cell for `provider`'s answer about the token: the current one, or a
+    /// fresh one in place of an answer whose time has passed.
+    fn cell(&self, provider: &Provider, token_hash: &str) -> Arc<OnceCell<Introspected>> {
+        let key = format!("{}\n{token_hash}", provider.id());
+        let now = unix_now();
+        let mut cache = self
+            .introspected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(cell) = cache.get(&key)
+            && cell.get().is_none_or(|answer| answer.until > now)
+        {
+            return cell.clone();
+        }
+        let cell = Arc::new(OnceCell::new());
+        cache.put(key, cell.clone());
+        cell
+    }
+
+    /// `provider`'s answer: from `cell` when it has one, else from one call shared by
+    /// every request that waits on `cell`. The call runs as its own task: a request that
+    /// stops waiting (another provider answered) does not cancel it.
+    fn answer(
         &self,
-        providers: &[&Arc<Provider>],
+        provider: &Arc<Provider>,
         http: &reqwest::Client,
         token: &str,
-    ) -> (Result<BearerIdentity, BearerRefusal>, i64) {
-        let Ok(Ok(_permit)) =
-            tokio::time::timeout(INTROSPECTION_QUEUE_WAIT, self.permits.acquire()).await
-        else {
-            // Our own limit, not the token's fault: nothing to remember.
-            return (
-                Err(BearerRefusal::new(
-                    None,
-                    "too many introspection calls are in flight",
-                )),
-                0,
-            );
-        };
-        let mut last = None;
-        for provider in providers {
-            match introspect(provider, http, token).await {
-                Ok(Some(identity)) => return (Ok(identity), 0),
-                Ok(None) => {
-                    last = Some(BearerRefusal::new(
-                        Some(provider),
-                        "the token is not active",
-                    ))
-                }
-                Err(check) => {
-                    return (
-                        Err(BearerRefusal::new(Some(provider), check)),
-                        REFUSAL_CACHE_SECONDS,
-                    );
-                }
+        cell: Arc<OnceCell<Introspected>>,
+    ) -> impl std::future::Future<Output = Answer> + use<> {
+        let known = cell.get().map(|introspected| introspected.answer.clone());
+        let task = known.is_none().then(|| {
+            let permits = self.permits(provider.id());
+            let (provider, http, token) = (provider.clone(), http.clone(), token.to_owned());
+            tokio::spawn(async move {
+                cell.get_or_init(async || {
+                    let (answer, cache_seconds) =
+                        introspect_bounded(&provider, &http, &token, &permits).await;
+                    let now = unix_now();
+                    let until = match &answer {
+                        Answer::Active(identity) => identity
+                            .expires_at
+                            .min(now.saturating_add(INTROSPECTION_CACHE_SECONDS)),
+                        Answer::Inactive(_) | Answer::Unavailable(_) => {
+                            now.saturating_add(cache_seconds)
+                        }
+                    };
+                    Introspected { until, answer }
+                })
+                .await
+                .answer
+                .clone()
+            })
+        });
+        async move {
+            match (known, task) {
+                (Some(answer), _) => answer,
+                (None, Some(task)) => task
+                    .await
+                    .unwrap_or(Answer::Unavailable("the introspection call was stopped")),
+                (None, None) => Answer::Unavailable("the introspection call was stopped"),
             }
         }
-        (
-            Err(last.unwrap_or_else(|| BearerRefusal::new(None, "the token is not active"))),
+    }
+
+    /// `provider`'s slots for calls in flight.
+    fn permits(&self, provider: &str) -> Arc<Semaphore> {
+        if let Some(permits) = self.permits.get(provider) {
+            return permits.clone();
+        }
+        self.permits
+            .entry(provider.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_CONCURRENT_INTROSPECTIONS)))
+            .clone()
+    }
+}
+
+/// One provider's answer within [`INTROSPECTION_DEADLINE`], holding one of its slots for
+/// the call; the second value is how long the answer may be reused when it is not an
+/// acceptance (0 when no call went upstream: nothing to spare the provider).
+async fn introspect_bounded(
+    provider: &Provider,
+    http: &reqwest::Client,
+    token: &str,
+    permits: &Semaphore,
+) -> (Answer, i64) {
+    let deadline = tokio::time::Instant::now() + INTROSPECTION_DEADLINE;
+    let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, permits.acquire()).await else {
+        // Our own bound, not the token's fault: nothing to remember.
+        return (
+            Answer::Unavailable("too many introspection calls to this provider are in flight"),
+            0,
+        );
+    };
+    match tokio::time::timeout_at(deadline, introspect(provider, http, token)).await {
+        Ok(Ok(Some(identity))) => (Answer::Active(identity), 0),
+        Ok(Ok(None)) => (
+            Answer::Inactive("the token is not active"),
             REFUSAL_CACHE_SECONDS,
-        )
+        ),
+        Ok(Err(IntrospectionError::Refused(check))) => {
+            (Answer::Inactive(check), REFUSAL_CACHE_SECONDS)
+        }
+        Ok(Err(IntrospectionError::Unavailable(check))) => {
+            (Answer::Unavailable(check), REFUSAL_CACHE_SECONDS)
+        }
+        Err(_) => (
+            Answer::Unavailable("the introspection endpoint did not answer in time"),
+            REFUSAL_CACHE_SECONDS,
+        ),
     }
 }
 
@@ -323,20 +455,30 @@ fn refuse_id_token(verified: &jwt::VerifiedJwt, client_id: &str) -> Result<(), &
     Ok(())
 }
 
-/// RFC 7662: `Ok(None)` for an inactive token, `Err` when the endpoint cannot answer.
+/// Why an introspection call gave no acceptance.
+enum IntrospectionError {
+    /// The provider answered, and the token is not acceptable: the check that failed.
+    Refused(&'static str),
+    /// The provider could not answer: why.
+    Unavailable(&'static str),
+}
+
+/// RFC 7662: `Ok(None)` for an inactive token, `Err` when the token is active but not
+/// acceptable or the endpoint cannot answer.
 async fn introspect(
     provider: &Provider,
     http: &reqwest::Client,
     token: &str,
-) -> Result<Option<BearerIdentity>, &'static str> {
+) -> Result<Option<BearerIdentity>, IntrospectionError> {
+    use IntrospectionError::Unavailable;
     let discovered = provider
         .discovered(http)
         .await
-        .map_err(|_| "the provider is unavailable")?;
+        .map_err(|_| Unavailable("the provider is unavailable"))?;
     let endpoint = discovered
         .introspection_endpoint
         .clone()
-        .ok_or("the provider has no introspection endpoint")?;
+        .ok_or(Unavailable("the provider has no introspection endpoint"))?;
     let config = &provider.config;
     let client = TokenClient {
         client_id: &config.client_id,
@@ -348,19 +490,21 @@ async fn introspect(
         ("token_type_hint", "access_token".to_owned()),
     ];
     let response = authenticated_post(http, &endpoint, &client, form)
-        .map_err(|_| "the client assertion could not be signed")?
-        .timeout(Duration::from_secs(5))
+        .map_err(|_| Unavailable("the client assertion could not be signed"))?
+        .timeout(INTROSPECTION_DEADLINE)
         .send()
         .await
-        .map_err(|_| "the introspection endpoint could not be reached")?;
+        .map_err(|_| Unavailable("the introspection endpoint could not be reached"))?;
     if !response.status().is_success() {
         tracing::info!(provider = %provider.id(), status = %response.status(), "introspection endpoint refused the request");
-        return Err("the introspection endpoint refused the request");
+        return Err(Unavailable(
+            "the introspection endpoint refused the request",
+        ));
     }
     let answer: Map<String, Value> = response
         .json()
         .await
-        .map_err(|_| "the introspection answer is not JSON")?;
+        .map_err(|_| Unavailable("the introspection answer is not JSON"))?;
     if answer.get("active") != Some(&Value::Bool(true)) {
         return Ok(None);
     }
@@ -381,7 +525,9 @@ async fn introspect(
     {
         claims.insert("sub".to_owned(), username);
     }
-    identity(provider, &claims, expires_at, token).map(Some)
+    identity(provider, &claims, expires_at, token)
+        .map(Some)
+        .map_err(IntrospectionError::Refused)
 }
 
 fn identity(

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisOptions, RedisStore};
 
 /// The members of an index, each with its listing entry (see
 /// [`KeyValueStore::listing_entries`]).

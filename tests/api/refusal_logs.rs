@@ -456,3 +456,42 @@ async fn session_refusals_admin_actions_and_failed_revocations_log_one_warn_line
         assert!(!log.contains(secret), "the log holds {secret}");
     }
 }
+
+#[tokio::test]
+async fn an_unanswered_introspection_logs_one_warn_line_naming_the_provider_and_no_token() {
+    let op = FakeOp::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/introspect"))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .with_priority(1)
+        .mount(op.server())
+        .await;
+    let mut service = LoggedService::start(
+        &op,
+        AppOptions {
+            store: "memory",
+            provider_extra: "accept_bearer = true\nintrospection = true\n".to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    service.new_warnings().await;
+    let token = "opaque-secret-token-value";
+    let response = browser()
+        .get(service.url("/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    one_warning(
+        &mut service,
+        "introspection unavailable",
+        &[
+            "no introspection answer",
+            "the introspection endpoint refused the request",
+            "local",
+        ],
+    )
+    .await;
+    assert!(!service.all().contains(token), "{}", service.all());
+}

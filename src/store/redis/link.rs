@@ -56,6 +56,9 @@ impl Backend {
 pub(super) struct Link {
     pub(super) backend: Backend,
     pub(super) health: Arc<Health>,
+    /// The key the readiness probe reads: under the key prefix, so an ACL user limited
+    /// to `~<key_prefix>*` may read it.
+    pub(super) ready_probe_key: Arc<str>,
 }
 
 /// Who asks: a call fails fast while Redis is known down; the watcher's ping goes
@@ -123,7 +126,7 @@ impl Link {
                 (_, Conn::Manager(_)) => {}
             }
             let mut read = redis::cmd("EXISTS");
-            read.arg(READY_PROBE_KEY);
+            read.arg(&*self.ready_probe_key);
             connection.send(&read).await?.extract_error()?;
             Ok(())
         };
@@ -255,9 +258,10 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// A key no one writes, read by the readiness probe: in a cluster it lives in one
-/// slot like any session key, so a cluster that refuses keys refuses it too.
-const READY_PROBE_KEY: &str = "identity-service:ready-probe";
+/// The key (after the key prefix) that no one writes and the readiness probe reads: in a
+/// cluster it lives in one slot like any session key, so a cluster that refuses keys
+/// refuses it too.
+pub(super) const READY_PROBE_KEY: &str = "ready-probe";
 
 /// `Ok` if every master's `CLUSTER INFO` (a map of node to reply) says
 /// `cluster_state:ok`.

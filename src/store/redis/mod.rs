@@ -24,10 +24,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::io::tcp::TcpSettings;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{Client, Cmd, RedisError, Script, Value};
+use redis::{Client, Cmd, ConnectionAddr, RedisError, Script, TlsCertificates, Value};
 use tokio::task::AbortHandle;
 
-use self::link::{Backend, Health, Link, watch};
+use self::link::{Backend, Health, Link, READY_PROBE_KEY, watch};
 use self::sentinel::Sentinel;
 use self::url::{Topology, parse};
 use super::{KeyValueStore, StoreError, ttl_millis, unix_now_ms};
@@ -216,7 +216,32 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// How the store connects, beyond its URL.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// Every key the store itself reads (the readiness probe's) is under it.
+    pub key_prefix: String,
+    /// PEM certificates to trust for `rediss://` in place of the system's roots (the
+    /// system's and `[tls] ca_file` together); `None`: the system's.
+    pub tls_roots_pem: Option<Vec<u8>>,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            key_prefix: "identity:".to_owned(),
+            tls_roots_pem: None,
+        }
+    }
+}
+
 impl RedisStore {
+    /// [`Self::connect_with`] with the default options (key prefix `identity:`, the
+    /// system's TLS roots).
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &RedisOptions::default())
+    }
+
     /// A store for `url`, one of:
     /// - `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS, rustls);
     /// - `redis+cluster://[user:password@]host1:port1,host2:port2` (or `rediss+cluster://`);
@@ -226,20 +251,29 @@ impl RedisStore {
     ///
     /// Returns at once without contacting Redis: the connection is made in the
     /// background and remade after failures; until it is up, calls fail with
-    /// [`StoreError::Unavailable`]. Fails only on a malformed URL, or when called
-    /// outside a Tokio runtime (the background work needs one).
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
+    /// [`StoreError::Unavailable`]. Fails only on a malformed URL or unreadable TLS
+    /// roots, or when called outside a Tokio runtime (the background work needs one).
+    pub fn connect_with(url: &str, options: &RedisOptions) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| unavailable("the Redis store must be created inside a Tokio runtime"))?;
         let backend = match parse(url)? {
             Topology::Standalone(info) => {
-                let client = Client::open(info).map_err(|_| unavailable("invalid redis URL"))?;
+                let client = match tls_certificates(&[&info], options) {
+                    Some(certificates) => Client::build_with_tls(info, certificates)
+                        .map_err(|_| unavailable("invalid TLS roots for the redis URL"))?,
+                    None => Client::open(info).map_err(|_| unavailable("invalid redis URL"))?,
+                };
                 let manager = ConnectionManager::new_lazy_with_config(client, manager_config())
                     .map_err(|error| unavailable(&describe(&error)))?;
                 Backend::Standalone(manager)
             }
             Topology::Cluster(nodes) => {
-                let client = ClusterClientBuilder::new(nodes)
+                let certificates = tls_certificates(&nodes.iter().collect::<Vec<_>>(), options);
+                let mut builder = ClusterClientBuilder::new(nodes);
+                if let Some(certificates) = certificates {
+                    builder = builder.certs(certificates);
+                }
+                let client = builder
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(RESPONSE_TIMEOUT)
                     .retries(3)
@@ -282,6 +316,7 @@ impl RedisStore {
         let link = Link {
             health: Arc::new(Health::new(backend.kind(), fail_fast)),
             backend,
+            ready_probe_key: format!("{}{READY_PROBE_KEY}", options.key_prefix).into(),
         };
         let watcher = runtime.spawn(watch(link.clone())).abort_handle();
         Ok(Self {
@@ -289,6 +324,22 @@ impl RedisStore {
             _watcher: Arc::new(Watcher(watcher)),
         })
     }
+}
+
+/// The roots of `options` for nodes that speak TLS; `None` when none does or no roots
+/// were given (the client then trusts the system's).
+fn tls_certificates(
+    nodes: &[&redis::ConnectionInfo],
+    options: &RedisOptions,
+) -> Option<TlsCertificates> {
+    let roots = options.tls_roots_pem.as_ref()?;
+    nodes
+        .iter()
+        .any(|node| matches!(node.addr(), ConnectionAddr::TcpTls { .. }))
+        .then(|| TlsCertificates {
+            client_tls: None,
+            root_cert: Some(roots.clone()),
+        })
 }
 
 impl KeyValueStore for RedisStore {
