@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use identity_service::startup::Application;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::fake_op::{FakeOp, TestUser};
@@ -52,22 +52,72 @@ impl Seen {
 struct RawUpstream {
     address: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// With TLS: the PEM of the private CA that signed its certificate.
+    ca_pem: Option<String>,
 }
 
 impl RawUpstream {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// The same over TLS, its certificate (for 127.0.0.1) from a private CA.
+    async fn start_tls() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let mut upstream = Self::start_with(Some(acceptor)).await;
+        upstream.ca_pem = Some(ca.pem());
+        upstream
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let address = format!("{scheme}://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let shared = seen.clone();
         tokio::spawn(async move {
             let mut connection = 0;
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve_connection(stream, connection, shared.clone()));
+                let shared = shared.clone();
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(serve_connection(stream, connection, shared));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve_connection(stream, connection, shared).await;
+                            }
+                        });
+                    }
+                }
                 connection += 1;
             }
         });
-        Self { address, seen }
+        Self {
+            address,
+            seen,
+            ca_pem: None,
+        }
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -76,7 +126,7 @@ impl RawUpstream {
 }
 
 /// Reads one request head (and its `Content-Length` body) from `stream`.
-async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Seen> {
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> Option<Seen> {
     let end = loop {
         if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             break end;
@@ -127,7 +177,11 @@ fn final_answer(status: &str, body: &str) -> String {
     )
 }
 
-async fn serve_connection(mut stream: TcpStream, connection: usize, seen: Arc<Mutex<Vec<Seen>>>) {
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    connection: usize,
+    seen: Arc<Mutex<Vec<Seen>>>,
+) {
     let mut buffer = Vec::new();
     while let Some(mut request) = read_request(&mut stream, &mut buffer).await {
         request.connection = connection;
@@ -204,8 +258,13 @@ async fn serve_connection(mut stream: TcpStream, connection: usize, seen: Arc<Mu
 /// (`?access_token=`).
 fn raw_targets(upstream: &RawUpstream, proxy: &str) -> String {
     let up = &upstream.address;
+    let tls = upstream.ca_pem.as_ref().map_or(String::new(), |pem| {
+        let file = crate::helpers::temp_file("pem", pem);
+        format!("[tls]\nca_file = \"{}\"\n", file.display())
+    });
     format!(
         r#"
+{tls}
 [proxy]
 {proxy}
 
@@ -393,6 +452,36 @@ async fn an_early_hint_is_consumed_and_the_next_user_gets_their_own_answer() {
     let seen = upstream.seen();
     assert_eq!(seen.len(), 6, "{seen:?}");
     assert!(seen.iter().all(|s| s.connection == 0), "{seen:?}");
+}
+
+#[tokio::test]
+async fn an_early_hint_from_an_https_target_is_consumed_too() {
+    // TLS is done by our connector, below the filter: the same holds over TLS.
+    let upstream = RawUpstream::start_tls().await;
+    let op = FakeOp::start().await;
+    let app = one_worker_app(&op, &upstream, "").await;
+    let alice = cookie_of(&app, &TestUser::alice()).await;
+    let bob = cookie_of(&app, &TestUser::bob()).await;
+    let mut answers = Vec::new();
+    for (user, cookie) in [("alice", &alice), ("bob", &bob), ("alice", &alice)] {
+        let answer = raw_get(&app, cookie, &format!("/api/raw/hint-{user}")).await;
+        answers.push((user, answer.status, answer.text()));
+    }
+    assert_eq!(
+        answers,
+        [
+            ("alice", 200, "answer alice".to_owned()),
+            ("bob", 200, "answer bob".to_owned()),
+            ("alice", 200, "answer alice".to_owned())
+        ]
+    );
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|s| s.connection == 0), "{seen:?}");
+    assert_eq!(
+        seen[0].header("host"),
+        [upstream.address.trim_start_matches("https://")]
+    );
 }
 
 #[tokio::test]
@@ -671,7 +760,7 @@ async fn a_slow_upload_is_not_cut_off_and_a_silent_target_is_502_after_the_body(
     assert!(answer.text().contains("UPSTREAM_UNAVAILABLE"));
     assert_eq!(upstream.seen().pop().unwrap().body_length, 300_000);
     assert!(
-        elapsed > Duration::from_millis(2900) && elapsed < Duration::from_millis(5000),
+        elapsed > Duration::from_millis(2900) && elapsed < Duration::from_millis(6000),
         "{elapsed:?}"
     );
     // Without a body: about the timeout.
@@ -680,7 +769,7 @@ async fn a_slow_upload_is_not_cut_off_and_a_silent_target_is_502_after_the_body(
     assert_eq!(answer.status, 502);
     let elapsed = started.elapsed();
     assert!(
-        elapsed > Duration::from_millis(900) && elapsed < Duration::from_millis(2500),
+        elapsed > Duration::from_millis(900) && elapsed < Duration::from_millis(3000),
         "{elapsed:?}"
     );
 }
