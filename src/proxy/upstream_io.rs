@@ -23,8 +23,8 @@
 //!   response, and from there every byte passes untouched until the next request is
 //!   written. A `101` is passed on (we never ask for an upgrade; the proxy answers 502).
 //! - **Bytes are never invented or reordered.** Bytes of a status line that arrive before
-//!   the 12 needed are held back (at most 12, in place) until the decision; nothing is
-//!   allocated. The common path — a final response — costs one 12-byte comparison per
+//!   the 12 needed are held back (in a 12-byte array) until the decision, then handed on
+//!   first; nothing is allocated. The common path — a final response — costs one 12-byte comparison per
 //!   response and no copy.
 //! - **Keep-alive stays sound.** A connection goes back to the pool only once awc has
 //!   read a final response to its end; one whose answer was cut short (timeout, browser
