@@ -31,7 +31,8 @@ pub const SERVICE_ROUTES: [&str; 14] = [
 /// `[proxy]`: the API proxy (SPEC 9).
 #[derive(Debug, Clone, Serialize)]
 pub struct ProxyConfig {
-    /// No response headers from the target within this → 502 `UPSTREAM_UNAVAILABLE`.
+    /// No response headers from the target within this after the request body is sent
+    /// (or no body progress for this long) → 502 `UPSTREAM_UNAVAILABLE`.
     #[serde(serialize_with = "super::duration::serialize")]
     pub timeout: Duration,
     /// Largest proxied request body, in bytes.

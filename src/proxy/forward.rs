@@ -2,24 +2,34 @@
 //! worker's thread: the client reads the browser's body chunk by chunk only as fast as the
 //! target takes it (so memory stays flat and a slow target slows the browser down), counted
 //! against `max_body`; the target's body is handed to actix as it arrives.
+//!
+//! `proxy.timeout` bounds waiting, not uploading: while the body streams, the target must
+//! take a chunk at least every `timeout`, and once the last chunk is handed over its
+//! response headers must come within `timeout` (SPEC 9); a long upload that keeps moving
+//! is never cut off for its length.
 
 use std::cell::Cell;
+use std::future::{Future, poll_fn};
 use std::net::IpAddr;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
-use std::time::Instant;
+use std::task::{Context, Poll};
 
 use actix_web::body::{self, SizedStream};
-use actix_web::http::Uri;
 use actix_web::http::header::{
-    AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderValue, TRANSFER_ENCODING,
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_LOCATION, HeaderMap, HeaderValue, LOCATION,
+    TRANSFER_ENCODING,
 };
 use actix_web::{HttpResponse, web};
 use awc::error::SendRequestError;
-use futures_util::StreamExt;
+use futures_util::Stream;
+use tokio::time::Instant;
 use url::Url;
 
 use super::headers::{self, Forwarding};
+use super::location::Rewrite;
 use super::path::add_query_token;
+use super::upstream_io::wire_uri;
 use super::{Proxy, ProxyRoute, UpstreamClient};
 use crate::config::Transport;
 use crate::extract::declared_length;
@@ -75,81 +85,165 @@ impl Proxy {
         };
         let mut url = incoming.url;
         let mut authorization = None;
-        match route.transport {
+        let parameter = match route.transport {
             Transport::Bearer => {
                 let value = HeaderValue::from_str(&format!("Bearer {token}"))
                     .map_err(|_| ForwardError::Unavailable("token is not a valid header value"))?;
                 authorization = Some(value);
+                None
             }
-            Transport::TokenParameter => add_query_token(&mut url, "token", token),
-            Transport::AccessTokenParameter => add_query_token(&mut url, "access_token", token),
+            Transport::TokenParameter => Some("token"),
+            Transport::AccessTokenParameter => Some("access_token"),
+        };
+        if let Some(parameter) = parameter {
+            add_query_token(&mut url, parameter, token);
         }
-        let uri = Uri::try_from(url.as_str()).map_err(|_| ForwardError::Unavailable("url"))?;
+        let uri = wire_uri(&url, route.tls).ok_or(ForwardError::Unavailable("url"))?;
         let mut request = client.0.request(incoming.method.clone(), uri);
         let upstream_headers = request.headers_mut();
         headers::upstream_request_headers(incoming.headers, &forwarding, upstream_headers);
         if let Some(value) = authorization {
             upstream_headers.insert(AUTHORIZATION, value);
         }
-        let exceeded = Rc::new(Cell::new(false));
         let started = Instant::now();
-        let sent = match body_length(incoming.headers) {
+        let (sent, upload) = match body_length(incoming.headers) {
             Some(0) => {
-                tokio::time::timeout(self.timeout, request.send_body(body::None::new())).await
+                let send = request.send_body(body::None::new());
+                (self.within_timeout(send, None, started).await, None)
             }
             Some(length) => {
-                let stream = self.limited(payload, exceeded.clone());
-                tokio::time::timeout(
-                    self.timeout,
-                    request.send_body(SizedStream::new(length, stream)),
+                let (stream, upload) = self.upload(payload, started);
+                let send = request.send_body(SizedStream::new(length, stream));
+                (
+                    self.within_timeout(send, Some(&upload), started).await,
+                    Some(upload),
                 )
-                .await
             }
             None => {
-                let stream = self.limited(payload, exceeded.clone());
-                tokio::time::timeout(self.timeout, request.send_stream(stream)).await
+                let (stream, upload) = self.upload(payload, started);
+                let send = request.send_stream(stream);
+                (
+                    self.within_timeout(send, Some(&upload), started).await,
+                    Some(upload),
+                )
             }
         };
         self.metrics
             .upstream_latency
             .with_label_values(&[route.target_url.as_str()])
             .observe(started.elapsed().as_secs_f64());
-        if exceeded.get() {
+        if upload.is_some_and(|upload| upload.exceeded.get()) {
             return Err(ForwardError::TooLarge);
         }
         let response = match sent {
-            Err(_) => {
+            None => {
                 return Err(ForwardError::Unavailable(
                     "no response within proxy.timeout",
                 ));
             }
-            Ok(Err(SendRequestError::Connect(_))) => {
+            Some(Err(SendRequestError::Connect(_))) => {
                 return Err(ForwardError::Unavailable("cannot connect"));
             }
-            Ok(Err(_)) => return Err(ForwardError::Unavailable("request failed")),
-            Ok(Ok(response)) => response,
+            Some(Err(_)) => return Err(ForwardError::Unavailable("request failed")),
+            Some(Ok(response)) => response,
         };
-        Ok(downstream(response))
+        if response.status().is_informational() {
+            // Only a 101 gets here (other 1xx never reach awc): we never ask for an upgrade.
+            // Dropping the response closes the connection.
+            return Err(ForwardError::Unavailable(
+                "upstream answered 101 Switching Protocols",
+            ));
+        }
+        let rewrite = Rewrite {
+            request_url: &url,
+            target: &route.target_url,
+            public_prefix: &route.public_prefix,
+            parameter,
+            token,
+        };
+        Ok(downstream(response, &rewrite))
     }
 
-    /// The browser's body, ending in an error (which aborts the upstream request) once it
-    /// grows past `max_body`; `exceeded` tells the caller why.
-    fn limited(
+    /// Polls `send` to its answer unless `proxy.timeout` passes first, counted from the
+    /// body's last movement (`upload`; without a body, from `started`): `None` then.
+    async fn within_timeout<F: Future>(
         &self,
-        payload: web::Payload,
-        exceeded: Rc<Cell<bool>>,
-    ) -> impl futures_util::Stream<Item = Result<web::Bytes, Box<dyn std::error::Error>>> + 'static
-    {
-        let max_body = self.max_body;
-        let mut total: u64 = 0;
-        payload.map(move |chunk| {
-            let bytes = chunk.map_err(|error| Box::new(error) as Box<dyn std::error::Error>)?;
-            total = total.saturating_add(bytes.len() as u64);
-            if total > max_body {
-                exceeded.set(true);
-                return Err(Box::new(TooLarge) as Box<dyn std::error::Error>);
+        send: F,
+        upload: Option<&Rc<Upload>>,
+        started: Instant,
+    ) -> Option<F::Output> {
+        let timeout = self.timeout;
+        let deadline = || upload.map_or(started, |upload| upload.progress.get()) + timeout;
+        let mut send = pin!(send);
+        let mut sleep = pin!(tokio::time::sleep_until(deadline()));
+        poll_fn(|cx| {
+            if let Poll::Ready(output) = send.as_mut().poll(cx) {
+                return Poll::Ready(Some(output));
             }
-            Ok(bytes)
+            let deadline = deadline();
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+            sleep.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    }
+
+    /// The browser's body as the client reads it, and what it tells about its progress.
+    fn upload(&self, payload: web::Payload, started: Instant) -> (Limited, Rc<Upload>) {
+        let upload = Rc::new(Upload {
+            exceeded: Cell::new(false),
+            progress: Cell::new(started),
+        });
+        let stream = Limited {
+            payload,
+            total: 0,
+            max_body: self.max_body,
+            upload: upload.clone(),
+        };
+        (stream, upload)
+    }
+}
+
+/// How the upload is going, shared between its stream and the waiting request.
+struct Upload {
+    /// The body grew past `max_body` (and the stream ended in an error).
+    exceeded: Cell<bool>,
+    /// When the client last took a chunk (or the end) of the body.
+    progress: Cell<Instant>,
+}
+
+/// The browser's body, ending in an error (which aborts the upstream request) once it grows
+/// past `max_body`; every chunk the client takes is progress.
+struct Limited {
+    payload: web::Payload,
+    total: u64,
+    max_body: u64,
+    upload: Rc<Upload>,
+}
+
+impl Stream for Limited {
+    type Item = Result<web::Bytes, Box<dyn std::error::Error>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let item = match Pin::new(&mut this.payload).poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        this.upload.progress.set(Instant::now());
+        Poll::Ready(match item {
+            None => None,
+            Some(Err(error)) => Some(Err(Box::new(error))),
+            Some(Ok(bytes)) => {
+                this.total = this.total.saturating_add(bytes.len() as u64);
+                if this.total > this.max_body {
+                    this.upload.exceeded.set(true);
+                    Some(Err(Box::new(TooLarge)))
+                } else {
+                    Some(Ok(bytes))
+                }
+            }
         })
     }
 }
@@ -162,10 +256,17 @@ fn body_length(headers: &HeaderMap) -> Option<u64> {
     Some(declared_length(headers).unwrap_or(0))
 }
 
-/// The target's answer for the browser, its body streamed as it arrives.
-fn downstream(response: awc::ClientResponse) -> HttpResponse {
+/// The target's answer for the browser, its body streamed as it arrives; `Location` and
+/// `Content-Location` go through `rewrite`.
+fn downstream(response: awc::ClientResponse, rewrite: &Rewrite<'_>) -> HttpResponse {
     let mut builder = HttpResponse::build(response.status());
     for (name, value) in headers::downstream_response_headers(response.headers()) {
+        if name == LOCATION || name == CONTENT_LOCATION {
+            if let Some(value) = rewrite.rewrite(value) {
+                builder.append_header((name.clone(), value));
+            }
+            continue;
+        }
         builder.append_header((name.clone(), value.clone()));
     }
     let length = response

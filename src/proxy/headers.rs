@@ -1,7 +1,9 @@
 //! Which headers cross the proxy (SPEC 9): hop-by-hop headers (RFC 9110 7.6.1:
 //! `Connection` and the headers it names, `Keep-Alive`, `TE`, `Trailer`,
 //! `Transfer-Encoding`, `Upgrade`, `Proxy-*`) never do; towards the target the browser's
-//! `Cookie`, `Authorization`, `Host` and forwarding headers are dropped and ours set;
+//! `Cookie`, `Authorization`, `Host` and every header an upstream may trust from its proxy
+//! (`Forwarded`, any `X-Forwarded-*`, `X-Real-IP`, `True-Client-IP`, `X-Original-URL`,
+//! `X-Rewrite-URL`) are dropped and our `X-Forwarded-For`, `-Proto` and `-Host` set;
 //! towards the browser `Set-Cookie` is dropped. `Content-Length` is written again on both
 //! sides from the length of the body streamed.
 
@@ -23,19 +25,25 @@ const HOP_BY_HOP: [&str; 6] = [
 ];
 
 /// Request headers never sent upstream: our session cookie, the browser's credentials,
-/// `Expect` (we have already answered `100 Continue` ourselves) and the forwarding headers
-/// we set ourselves (a browser's own would be believed upstream).
-const REQUEST_DROPPED: [&str; 9] = [
+/// `Expect` (we have already answered `100 Continue` ourselves; the upstream connection
+/// also relies on never asking for one, see `upstream_io`) and the headers an upstream may
+/// believe from its proxy (a browser's own would be believed upstream), besides any
+/// [`TRUSTED_PREFIX`] one.
+const REQUEST_DROPPED: [&str; 10] = [
     "cookie",
     "content-length",
     "expect",
     "authorization",
     "host",
     "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
+    "x-real-ip",
+    "true-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
 ];
+
+/// Every `X-Forwarded-*` header is ours to set (or not), never the browser's.
+const TRUSTED_PREFIX: &str = "x-forwarded-";
 
 /// Headers named by `Connection` (lower case).
 fn connection_names<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
@@ -72,7 +80,10 @@ pub fn upstream_request_headers(
     let named = connection_names(incoming.get_all("connection").map(HeaderValue::as_bytes));
     for (name, value) in incoming {
         let lower = name.as_str();
-        if is_hop_by_hop(lower, &named) || REQUEST_DROPPED.contains(&lower) {
+        if is_hop_by_hop(lower, &named)
+            || REQUEST_DROPPED.contains(&lower)
+            || lower.starts_with(TRUSTED_PREFIX)
+        {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -159,6 +170,13 @@ mod tests {
             ("upgrade", "websocket"),
             ("proxy-authorization", "Basic x"),
             ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-real-ip", "6.6.6.6"),
+            ("true-client-ip", "6.6.6.6"),
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("forwarded", "for=6.6.6.6"),
             ("content-length", "0"),
             ("accept", "application/json"),
             ("x-requested-with", "fetch"),

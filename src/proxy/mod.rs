@@ -5,13 +5,16 @@
 //! The handler (`routes/proxy.rs`) parses the request and calls [`Proxy::serve`]
 //! ([`serve`]), which checks the caller (session, CSRF, permission), obtains the token as
 //! `POST /token` would, resolves the path ([`path`]), filters headers ([`headers`]) and
-//! streams the request and the response ([`forward`]) over one connection pool per target.
+//! streams the request and the response ([`forward`]) over one connection pool per target,
+//! whose connections drop interim `1xx` responses ([`upstream_io`]).
 
 pub mod forward;
 pub mod headers;
+pub mod location;
 pub mod openapi;
 pub mod path;
 pub mod serve;
+pub mod upstream_io;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,6 +41,11 @@ pub struct ProxyRoute {
     pub target_url: Url,
     /// The target's first transport.
     pub transport: Transport,
+    /// `<public_url><base_path><proxy_path>`: where the browser reaches the target's URL
+    /// (a `Location` into the target is rewritten to start with it).
+    pub public_prefix: String,
+    /// Whether the target is `https` (its connections speak TLS).
+    pub tls: bool,
 }
 
 /// One route's upstream client on one worker: its own keep-alive pool (HTTP/1.1, no
@@ -84,7 +92,8 @@ pub struct Proxy {
     routes: Vec<ProxyRoute>,
     /// TLS settings of every upstream connection (ALPN: HTTP/1.1 only).
     tls: Arc<rustls::ClientConfig>,
-    /// `[proxy] timeout`: no response headers within this → 502.
+    /// `[proxy] timeout`: no response headers within this after the body (nor a body stall
+    /// this long) → 502.
     pub timeout: Duration,
     /// `[proxy] max_body` in bytes.
     pub max_body: u64,
@@ -101,6 +110,8 @@ impl Proxy {
     /// metrics are registered in `registry`.
     pub fn new(config: &Config, registry: &Registry) -> Result<Self, String> {
         let mut routes = Vec::new();
+        let public_url = config.server.public_url.as_str().trim_end_matches('/');
+        let public_base = format!("{public_url}{}", config.server.base_path);
         let mut tls = crate::http_client::rustls_config(&config.tls)?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let tls = Arc::new(tls);
@@ -116,6 +127,8 @@ impl Proxy {
                     .first()
                     .copied()
                     .unwrap_or(Transport::Bearer),
+                public_prefix: format!("{public_base}{proxy_path}"),
+                tls: target.url.scheme() == "https",
             });
         }
         let public_url = &config.server.public_url;
@@ -147,13 +160,15 @@ impl Proxy {
         self.routes.get(index)
     }
 
-    /// A new upstream client for one route on the calling worker (see [`UpstreamClient`]).
-    /// The whole exchange is bounded by `[proxy] timeout` in [`Proxy::forward`], not here.
-    pub fn worker_client(&self) -> UpstreamClient {
-        // `max_http_version` replaces the TLS settings with awc's own: ours come after it.
+    /// A new upstream client for `route` on the calling worker (see [`UpstreamClient`]):
+    /// its connections are [`upstream_io::UpstreamIo`]s (TLS for an `https` target, done
+    /// by our connector; awc itself only ever sees `http` URIs, see
+    /// [`upstream_io::wire_uri`]). The wait for the answer is bounded by `[proxy] timeout`
+    /// in [`Proxy::forward`], not here.
+    pub fn worker_client(&self, route: &ProxyRoute) -> UpstreamClient {
+        let tls = route.tls.then(|| self.tls.clone());
         let connector = awc::Connector::new()
-            .max_http_version(awc::http::Version::HTTP_11)
-            .rustls_0_23(self.tls.clone())
+            .connector(upstream_io::UpstreamConnector::new(tls))
             .timeout(CONNECT_TIMEOUT.min(self.timeout))
             .conn_keep_alive(POOL_IDLE_TIMEOUT)
             .limit(0);

@@ -1,9 +1,11 @@
 //! Where a proxied request goes (SPEC 9 "Path safety"): `<target url><rest>?<query>`,
 //! with `<rest>` resolved by the WHATWG URL parser (dot segments, `%2e`) and the result
-//! required to stay under the target's path. An encoded slash or a backslash is refused
-//! outright: upstream servers disagree on what they mean.
+//! required to stay under the target's path. An encoded slash, a backslash or a dot
+//! segment with parameters (`..;`, `.;x`: Java servers cut `;…` off a segment and then
+//! resolve it, the URL parser does not) is refused outright: upstream servers disagree on
+//! what they mean.
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use url::Url;
 
 /// Characters that may not appear raw in a URL path. `%` is left alone: the router has
@@ -28,6 +30,8 @@ pub enum PathRefusal {
     Backslash,
     /// The resolved path is not under the target's path.
     LeavesTarget,
+    /// A segment that is `.` or `..` once its `;` parameters are cut off.
+    DotSegmentWithParameters,
 }
 
 impl PathRefusal {
@@ -37,6 +41,7 @@ impl PathRefusal {
             Self::EncodedSlash => "encoded slash in path",
             Self::Backslash => "backslash in path",
             Self::LeavesTarget => "path leaves the target",
+            Self::DotSegmentWithParameters => "dot segment with parameters in path",
         }
     }
 }
@@ -47,12 +52,11 @@ pub fn upstream_url(target: &Url, rest: &str, query: &str) -> Result<Url, PathRe
     if rest.contains('\\') {
         return Err(PathRefusal::Backslash);
     }
-    if rest
-        .as_bytes()
-        .windows(3)
-        .any(|window| window.eq_ignore_ascii_case(b"%2f"))
-    {
+    if contains_escape(rest, b"%2f") {
         return Err(PathRefusal::EncodedSlash);
+    }
+    if has_dot_segment_with_parameters(rest) {
+        return Err(PathRefusal::DotSegmentWithParameters);
     }
     let base = target.path().trim_end_matches('/');
     let mut url = target.clone();
@@ -71,6 +75,27 @@ pub fn upstream_url(target: &Url, rest: &str, query: &str) -> Result<Url, PathRe
     }
     url.set_query((!query.is_empty()).then_some(query));
     Ok(url)
+}
+
+/// Whether `text` holds the escape `escape` (lower case), in either case.
+fn contains_escape(text: &str, escape: &[u8; 3]) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|window| window.eq_ignore_ascii_case(escape))
+}
+
+/// Whether a segment of `rest` is `.` or `..` before a `;` (`..;`, `.;x`, `%2e%2e%3b`…),
+/// escapes decoded. Paths without `;` or `%3b` (nearly all) are not looked at further.
+fn has_dot_segment_with_parameters(rest: &str) -> bool {
+    if !rest.contains(';') && !contains_escape(rest, b"%3b") {
+        return false;
+    }
+    rest.split('/').any(|segment| {
+        let decoded = percent_decode_str(segment).decode_utf8_lossy();
+        decoded
+            .split_once(';')
+            .is_some_and(|(name, _)| name == "." || name == "..")
+    })
 }
 
 /// Adds `name=token` to the query, dropping any `name` the browser sent.
@@ -143,6 +168,35 @@ mod tests {
         assert_eq!(resolve("/..%2Fsecret"), Err(PathRefusal::EncodedSlash));
         assert_eq!(resolve("/a%2fb"), Err(PathRefusal::EncodedSlash));
         assert_eq!(resolve("/..\\secret"), Err(PathRefusal::Backslash));
+    }
+
+    #[test]
+    fn dot_segments_with_parameters_are_refused() {
+        for rest in [
+            "/..;/x",
+            "/a/..;x/b",
+            "/.;x/b",
+            "/.;",
+            "/%2e%2e;/x",
+            "/..%3b/x",
+            "/..%3B/x",
+            "/%2E%2E%3Bjsessionid=1/x",
+            "/.%3bx",
+        ] {
+            assert_eq!(
+                resolve(rest),
+                Err(PathRefusal::DotSegmentWithParameters),
+                "{rest}"
+            );
+        }
+        assert_eq!(
+            resolve("/a;v=1/b;x=2").unwrap(),
+            "https://api.example.com/maps/a;v=1/b;x=2"
+        );
+        assert_eq!(
+            resolve("/...;x").unwrap(),
+            "https://api.example.com/maps/...;x"
+        );
     }
 
     #[test]

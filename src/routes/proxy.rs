@@ -17,7 +17,7 @@ pub fn configure(config: &mut web::ServiceConfig, proxy: &Proxy) {
         config.service(
             web::scope(&route.proxy_path)
                 .app_data(RouteIndex(index))
-                .app_data(proxy.worker_client())
+                .app_data(proxy.worker_client(route))
                 .app_data(crate::telemetry::RouteLabel(format!(
                     "{}/*",
                     route.proxy_path

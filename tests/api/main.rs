@@ -28,6 +28,7 @@ mod private_redis;
 mod properties;
 mod provider_faults;
 mod proxy;
+mod proxy_trust;
 mod redaction;
 mod redirects;
 mod redis_access;
