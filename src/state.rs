@@ -100,7 +100,7 @@ impl AppState {
             token_cache: TokenCache::new(store.clone(), prefix),
             flights: SingleFlight::new(store.clone()),
             signer: Arc::new(
-                Signer::load(config.signing.key_file.as_deref())
+                Signer::load_all(&config.signing.keys())
                     .map_err(|error| StartupError::Part(error.to_string()))?,
             ),
             store,

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 pub use duration::format as format_duration;
 pub use layering::ENV_PREFIX;
-pub use operate::{LimitsConfig, LogConfig, LogFormat, TlsConfig, read_ca_file};
+pub use operate::{LimitsConfig, LogConfig, LogFormat, TelemetryConfig, TlsConfig, read_ca_file};
 pub use providers::ID_TOKEN_ALGORITHMS;
 pub use proxy::{ProxyConfig, SERVICE_ROUTES, format_byte_size};
 pub use secret::Secret;
@@ -179,6 +179,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[admin]` (SPEC 11).
     pub admin: AdminConfig,
+    /// `[telemetry]` (SPEC 7, "Traces").
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[admin]`: the operator's session endpoints (SPEC 11).
@@ -313,6 +315,20 @@ pub struct SigningConfig {
     /// PEM private key; absent: an ephemeral key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
+    /// PEM private keys for rotation: the first signs, all are published (exclusive with
+    /// `key_file`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_files: Vec<PathBuf>,
+}
+
+impl SigningConfig {
+    /// The configured keys, the signing one first (`key_file` or `key_files`); empty: none.
+    pub fn keys(&self) -> Vec<&Path> {
+        match &self.key_file {
+            Some(path) => vec![path.as_path()],
+            None => self.key_files.iter().map(PathBuf::as_path).collect(),
+        }
+    }
 }
 
 /// How a target token travels to the target.

@@ -60,6 +60,73 @@ pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `[telemetry]`: OpenTelemetry traces (SPEC 7, "Traces").
+#[derive(Debug, Clone, Serialize)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP base URL (`http://127.0.0.1:4318`; spans go to `<it>/v1/traces`); `None`:
+    /// no traces, and nothing of them on the request path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<url::Url>,
+    /// `service.name` of every span.
+    pub service_name: String,
+    /// Share of new traces recorded (0.0–1.0); a sampled incoming `traceparent` is always
+    /// followed.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "identity-service".into(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+pub(super) fn telemetry(mut s: Section, p: &mut Problems) -> TelemetryConfig {
+    let d = TelemetryConfig::default();
+    let otlp_endpoint = match s.opt_string(p, "otlp_endpoint") {
+        None => None,
+        Some(text) => match url::Url::parse(&text) {
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.query().is_none()
+                    && url.fragment().is_none() =>
+            {
+                Some(url)
+            }
+            _ => {
+                p.push(
+                    s.path_of("otlp_endpoint"),
+                    "expected an http(s) URL without query or fragment, e.g. \"http://127.0.0.1:4318\"",
+                );
+                None
+            }
+        },
+    };
+    let service_name = s
+        .string(p, "service_name")
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or(d.service_name);
+    let path = s.path_of("sample_ratio");
+    let sample_ratio = match s.take("sample_ratio") {
+        None => d.sample_ratio,
+        Some(toml::Value::Float(ratio)) if (0.0..=1.0).contains(&ratio) => ratio,
+        Some(toml::Value::Integer(ratio @ (0 | 1))) => ratio as f64,
+        Some(_) => {
+            p.push(path, "expected a number from 0.0 to 1.0");
+            d.sample_ratio
+        }
+    };
+    s.finish(p);
+    TelemetryConfig {
+        otlp_endpoint,
+        service_name,
+        sample_ratio,
+    }
+}
+
 const FORMATS: [(&str, LogFormat); 2] = [("text", LogFormat::Text), ("json", LogFormat::Json)];
 
 pub(super) fn log(mut s: Section, p: &mut Problems) -> LogConfig {

@@ -53,6 +53,7 @@ pub(crate) fn config(table: Table, p: &mut Problems) -> Option<Config> {
     let tls = operate::tls(root.section(p, "tls"), p);
     let backchannel = backchannel(root.section(p, "backchannel"), p);
     let signing = signing(root.section(p, "signing"), p);
+    let telemetry = operate::telemetry(root.section(p, "telemetry"), p);
 
     let ids: Vec<&str> = provider_ids.iter().map(|(id, _)| id.as_str()).collect();
     let mut targets: Vec<TargetConfig> = Vec::new();
@@ -99,6 +100,7 @@ pub(crate) fn config(table: Table, p: &mut Problems) -> Option<Config> {
         limits,
         tls,
         admin,
+        telemetry,
     })
 }
 
@@ -333,7 +335,29 @@ fn admin(mut s: Section, p: &mut Problems) -> AdminConfig {
 }
 
 fn signing(mut s: Section, p: &mut Problems) -> SigningConfig {
+    if s.has("key_file") && s.has("key_files") {
+        p.push(
+            s.path(),
+            "set key_file or key_files, not both (key_files = [\"current.pem\", …] publishes every key and signs with the first)",
+        );
+    }
     let key_file = s.readable_file(p, "key_file");
+    let mut key_files = Vec::new();
+    for (i, text) in s
+        .strings(p, "key_files")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let path = PathBuf::from(text);
+        match super::secret::check_readable_file(&path) {
+            Ok(()) => key_files.push(path),
+            Err(e) => p.push(format!("{}[{i}]", s.path_of("key_files")), e),
+        }
+    }
     s.finish(p);
-    SigningConfig { key_file }
+    SigningConfig {
+        key_file,
+        key_files,
+    }
 }

@@ -1,6 +1,7 @@
-//! The key the `jwt` strategy signs with (`[signing] key_file`: RSA → RS256, EC P-256 →
-//! ES256), published at `/.well-known/jwks.json`. Without a key file an ephemeral P-256 key
-//! is generated at start (with a warning: every instance then has its own key).
+//! The keys the `jwt` strategy signs with (`[signing] key_file`, or `key_files` for
+//! rotation: RSA → RS256, EC P-256 → ES256), all published at `/.well-known/jwks.json`
+//! under their RFC 7638 thumbprints; the first signs. Without a key file an ephemeral P-256
+//! key is generated at start (with a warning: every instance then has its own key).
 
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use crate::error::{ApiError, InternalError};
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
     /// `signing.key_file` cannot be read.
-    #[error("signing.key_file {path}: {source}")]
+    #[error("signing key file {path}: {source}")]
     Read {
         /// The file.
         path: String,
@@ -23,7 +24,7 @@ pub enum SignerError {
         source: std::io::Error,
     },
     /// `signing.key_file` holds no usable private key.
-    #[error("signing.key_file {path} holds no RSA or EC P-256 private key")]
+    #[error("signing key file {path} holds no RSA or EC P-256 private key")]
     NoKey {
         /// The file.
         path: String,
@@ -53,41 +54,51 @@ pub struct Signer {
 impl Signer {
     /// Loads `key_file`, or makes an ephemeral key when there is none.
     pub fn load(key_file: Option<&Path>) -> Result<Self, SignerError> {
-        let (key, algorithm) = match key_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|source| SignerError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
-                    (key, Algorithm::RS256)
-                } else {
-                    let key = EncodingKey::from_ec_pem(&pem).map_err(|_| SignerError::NoKey {
-                        path: path.display().to_string(),
-                    })?;
-                    (key, Algorithm::ES256)
-                }
+        Self::load_all(key_file.as_slice())
+    }
+
+    /// Loads `[signing]`'s keys (`key_file`, or `key_files` for rotation): the first signs,
+    /// every one is published in the JWKS under its RFC 7638 thumbprint, so a token signed
+    /// with any of them verifies while its key is listed. No key: an ephemeral one.
+    pub fn load_all(key_files: &[&Path]) -> Result<Self, SignerError> {
+        let mut keys = Vec::with_capacity(key_files.len().max(1));
+        for path in key_files {
+            keys.push(read_key(path)?);
+        }
+        if keys.is_empty() {
+            tracing::warn!(
+                "no signing.key_file: jwt target tokens are signed with an ephemeral key that changes at every start and differs per instance"
+            );
+            let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &aws_lc_rs::rand::SystemRandom::new(),
+            )
+            .map_err(|_| SignerError::Generate)?;
+            keys.push((EncodingKey::from_ec_der(pkcs8.as_ref()), Algorithm::ES256));
+        }
+        let mut published: Vec<Jwk> = Vec::with_capacity(keys.len());
+        let mut kids = Vec::with_capacity(keys.len());
+        for (key, algorithm) in &keys {
+            let mut jwk =
+                Jwk::from_encoding_key(key, *algorithm).map_err(SignerError::PublicKey)?;
+            // RFC 7638: the thumbprint covers the key's required members only.
+            let kid = jwk
+                .thumbprint(ThumbprintHash::SHA256)
+                .map_err(SignerError::Thumbprint)?;
+            jwk.common.key_id = Some(kid.clone());
+            jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+            // The same key listed twice is published once.
+            if !kids.contains(&kid) {
+                published.push(jwk);
             }
-            None => {
-                tracing::warn!(
-                    "no signing.key_file: jwt target tokens are signed with an ephemeral key that changes at every start and differs per instance"
-                );
-                let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
-                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &aws_lc_rs::rand::SystemRandom::new(),
-                )
-                .map_err(|_| SignerError::Generate)?;
-                (EncodingKey::from_ec_der(pkcs8.as_ref()), Algorithm::ES256)
-            }
-        };
-        let mut jwk = Jwk::from_encoding_key(&key, algorithm).map_err(SignerError::PublicKey)?;
-        let kid = jwk
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(SignerError::Thumbprint)?;
-        jwk.common.key_id = Some(kid.clone());
-        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+            kids.push(kid);
+        }
         let jwks =
-            serde_json::to_string(&JwkSet { keys: vec![jwk] }).map_err(SignerError::Publish)?;
+            serde_json::to_string(&JwkSet { keys: published }).map_err(SignerError::Publish)?;
+        let mut keys = keys.into_iter();
+        let (Some((key, algorithm)), Some(kid)) = (keys.next(), kids.into_iter().next()) else {
+            return Err(SignerError::Generate);
+        };
         Ok(Self {
             key,
             algorithm,
@@ -108,4 +119,19 @@ impl Signer {
     pub fn jwks(&self) -> &str {
         &self.jwks
     }
+}
+
+/// One PEM private key: RSA (RS256) or EC P-256 (ES256).
+fn read_key(path: &Path) -> Result<(EncodingKey, Algorithm), SignerError> {
+    let pem = std::fs::read(path).map_err(|source| SignerError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
+        return Ok((key, Algorithm::RS256));
+    }
+    let key = EncodingKey::from_ec_pem(&pem).map_err(|_| SignerError::NoKey {
+        path: path.display().to_string(),
+    })?;
+    Ok((key, Algorithm::ES256))
 }
