@@ -250,6 +250,12 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.log_cause();
+        let (code, status) = self.code_and_status();
+        if status.is_client_error()
+            && let Some(refusals) = crate::metrics::refusals()
+        {
+            refusals.with_label_values(&[code]).inc();
+        }
         let mut response = json_response(self.status_code(), &self.body());
         if let Self::TooManyRequests(seconds) = self {
             response.headers_mut().insert(
