@@ -238,6 +238,17 @@ function report(casesFile, factsFile, out) {
   const lasting = facts.redis_bytes_per_session - (facts.redis_transient_bytes_per_session ?? 0);
   target('Redis per session', '≤ 2.5 KB', `${fmt(lasting)} bytes lasting (record + indexes) + ${fmt(facts.redis_transient_bytes_per_session ?? 0)} bytes of login-used markers that expire with the login state (MEMORY USAGE … SAMPLES 0 of our keys / sessions; ${facts.redis_keys} keys)`, lasting <= 2560);
   target('cookie', '≤ 100 bytes', `${login.cookie_bytes_max} bytes (name=value)`, login.cookie_bytes_max <= 100);
+  if (cases['userinfo traces 1.0']) {
+    // SPEC 7 "Traces" (issue 21): tracing's own cost and a silent collector's.
+    let traces = {};
+    try { traces = JSON.parse(fs.readFileSync(factsFile.replace(/facts\.json$/, 'traces.json'), 'utf8')); } catch {}
+    const off = rps('userinfo cookie');
+    const cost = (name) => `${((1 - rps(name) / off) * 100).toFixed(1)} % fewer req/s, ${((cpu(name) / cpu('userinfo cookie') - 1) * 100).toFixed(1)} % more CPU/req than traces off`;
+    target('traces at sample_ratio 1.0 (aim)', '≤ 10 % cost', cost('userinfo traces 1.0'), rps('userinfo traces 1.0') >= 0.9 * off);
+    target('traces at sample_ratio 0.1', '–', cost('userinfo traces 0.1'), true);
+    const silent = rps('userinfo traces silent') / rps('userinfo traces 1.0');
+    target('silent collector vs one that answers', 'within 5 %', `${silent.toFixed(3)} × req/s; spans dropped and counted: ${traces.dropped?.['userinfo traces silent'] ?? '?'} (answering collector: ${traces.dropped?.['userinfo traces 1.0'] ?? '?'} dropped, ${traces.received?.requests ?? '?'} export requests received)`, silent >= 0.95);
+  }
   push();
   push('Notes: CPU µs/req is utime+stime of the server process from /proc/<pid>/stat across the measured run '
     + 'divided by its requests (10 ms ticks). Redis commands are INFO commandstats deltas of the private Redis. '

@@ -82,3 +82,61 @@ pub fn redis_roots_pem(tls: &TlsConfig) -> Result<Option<Vec<u8>>, String> {
     }
     Ok(Some(pem.into_bytes()))
 }
+
+/// Sends `request` as the outbound call `call` (`discovery`, `jwks`, `token`, `userinfo`,
+/// `introspection`, …): with traces on, inside its own span and carrying that span's
+/// `traceparent`, so the callee continues the trace. The one place outbound calls of this
+/// client are sent from.
+pub async fn send(
+    request: reqwest::RequestBuilder,
+    call: &'static str,
+) -> Result<reqwest::Response, reqwest::Error> {
+    if !crate::spans::enabled() {
+        return request.send().await;
+    }
+    let (client, request) = request.build_split();
+    let mut request = request?;
+    let span = crate::spans::outbound(
+        call,
+        request.method().as_str(),
+        request.url().host_str().unwrap_or_default(),
+    );
+    for (name, value) in crate::spans::context_headers(&span) {
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(&value) {
+            request.headers_mut().insert(name, value);
+        }
+    }
+    let answer = tracing::Instrument::instrument(client.execute(request), span.clone()).await;
+    crate::spans::finish_outbound(
+        &span,
+        answer
+            .as_ref()
+            .ok()
+            .map(|response| response.status().as_u16()),
+    );
+    answer
+}
+
+/// [`send`] for the `oauth2`/`openidconnect` requests (`request_async(&client)` with
+/// `|request| http_client::send_http(http, request, "token")`).
+pub async fn send_http(
+    http: &reqwest::Client,
+    request: openidconnect::HttpRequest,
+    call: &'static str,
+) -> Result<openidconnect::HttpResponse, reqwest::Error> {
+    let request = reqwest::Request::try_from(request)?;
+    let response = send(
+        reqwest::RequestBuilder::from_parts(http.clone(), request),
+        call,
+    )
+    .await?;
+    let mut answer = openidconnect::http::Response::builder().status(response.status());
+    if let Some(headers) = answer.headers_mut() {
+        *headers = response.headers().clone();
+    }
+    let body = response.bytes().await?;
+    // The builder was given only a status and headers taken from a valid response.
+    Ok(answer
+        .body(body.to_vec())
+        .unwrap_or_else(|_| openidconnect::http::Response::new(Vec::new())))
+}

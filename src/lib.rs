@@ -22,6 +22,7 @@ pub mod redirect;
 pub mod routes;
 pub mod session;
 pub mod single_flight;
+pub mod spans;
 pub mod startup;
 pub mod state;
 pub mod store;

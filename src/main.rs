@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use identity_service::cli::{Cli, Command};
 use identity_service::startup::Application;
-use identity_service::{config, telemetry};
+use identity_service::{config, http_client, metrics, telemetry};
 
 /// mimalloc: per-thread free lists suit actix's one-thread-per-worker requests (glibc
 /// malloc was about a tenth of a request's CPU).
@@ -35,8 +35,27 @@ fn serve(config: config::Config) -> ExitCode {
     // aws-lc-rs is the only rustls crypto provider built in; naming it keeps TLS users
     // that ask for "the default" (the Redis client) from guessing.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // `[telemetry] otlp_endpoint`: the trace export, shut down (flushed) before exit.
+    let mut traces = match &config.telemetry.otlp_endpoint {
+        None => None,
+        Some(endpoint) => {
+            let dropped = metrics::trace_spans_dropped()
+                .cloned()
+                .ok_or_else(|| "cannot set up the dropped-span counter".to_owned());
+            match dropped.and_then(|dropped| {
+                let http = http_client::build(&config.tls)?;
+                telemetry::traces::Traces::start(&config.telemetry, endpoint, http, dropped)
+            }) {
+                Ok(traces) => Some(traces),
+                Err(error) => {
+                    eprintln!("identity-service: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     // Kept until the end of `serve`: dropping it flushes the queued log lines.
-    let _log_guard = telemetry::init_with(&config.log);
+    let _log_guard = telemetry::init_with_traces(&config.log, traces.as_ref());
     let result = actix_web::rt::System::new().block_on(async move {
         // Listen for SIGTERM/SIGINT before the port opens: actix installs its own handlers
         // only once the server runs, and a signal in between would kill the process.
@@ -55,6 +74,9 @@ fn serve(config: config::Config) -> ExitCode {
             .await
             .map_err(|error| error.to_string())
     });
+    if let Some(traces) = traces.as_mut() {
+        traces.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -67,8 +67,47 @@ impl Metrics {
         registry.register(Box::new(metrics.store_errors.clone()))?;
         registry.register(Box::new(metrics.upstream_latency.clone()))?;
         registry.register(Box::new(metrics.sessions_ended.clone()))?;
+        if let Some(dropped) = trace_spans_dropped() {
+            registry.register(Box::new(dropped.clone()))?;
+        }
+        if let Some(refusals) = refusals() {
+            registry.register(Box::new(refusals.clone()))?;
+        }
         Ok(metrics)
     }
+}
+
+/// Spans of traces that were not exported: the export queue was full, or the collector
+/// refused or did not answer (one counter per process: there is one trace exporter).
+pub fn trace_spans_dropped() -> Option<&'static IntCounter> {
+    static DROPPED: std::sync::OnceLock<Option<IntCounter>> = std::sync::OnceLock::new();
+    DROPPED
+        .get_or_init(|| {
+            IntCounter::new(
+                "identity_trace_spans_dropped_total",
+                "Trace spans not exported: the export queue was full, or the collector refused or did not answer",
+            )
+            .ok()
+        })
+        .as_ref()
+}
+
+/// Refused requests (an error answer with a 4xx status) by error code (`LOGIN_FAILED`,
+/// `FORBIDDEN`, …): one counter per process, counted where error answers are made.
+pub fn refusals() -> Option<&'static IntCounterVec> {
+    static REFUSALS: std::sync::OnceLock<Option<IntCounterVec>> = std::sync::OnceLock::new();
+    REFUSALS
+        .get_or_init(|| {
+            IntCounterVec::new(
+                Opts::new(
+                    "identity_refusals_total",
+                    "Requests refused with a 4xx error answer, by error code",
+                ),
+                &["code"],
+            )
+            .ok()
+        })
+        .as_ref()
 }
 
 /// Requests by route, method and status, and their latency (`identity_http_*`).

@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
         "cli",
         "metrics",
         "client_address",
+        "spans",
     ],
     &["config", "observed_store", "redirect", "error"],
     &[

@@ -489,10 +489,10 @@ async fn introspect(
         ("token", token.to_owned()),
         ("token_type_hint", "access_token".to_owned()),
     ];
-    let response = authenticated_post(http, &endpoint, &client, form)
+    let request = authenticated_post(http, &endpoint, &client, form)
         .map_err(|_| Unavailable("the client assertion could not be signed"))?
-        .timeout(INTROSPECTION_DEADLINE)
-        .send()
+        .timeout(INTROSPECTION_DEADLINE);
+    let response = crate::http_client::send(request, "introspection")
         .await
         .map_err(|_| Unavailable("the introspection endpoint could not be reached"))?;
     if !response.status().is_success() {

@@ -309,7 +309,8 @@ async fn exchange_code(
                 key.assertion(&provider.config.client_id, token_url.as_str())?,
             );
     }
-    request.request_async(http).await.map_err(|error| match error {
+    let traced = |request| crate::http_client::send_http(http, request, "token");
+    request.request_async(&traced).await.map_err(|error| match error {
         RequestTokenError::ServerResponse(response) => ApiError::login_failed(format!(
             "the provider refused the authorization code ({})",
             response.error().as_ref()
@@ -333,13 +334,11 @@ async fn merge_userinfo(
     subject: &str,
     claims: &mut Map<String, Value>,
 ) -> Result<(), ApiError> {
-    let response = match http
+    let request = http
         .get(endpoint.clone())
         .bearer_auth(access_token)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-    {
+        .header(reqwest::header::ACCEPT, "application/json");
+    let response = match crate::http_client::send(request, "userinfo").await {
         Ok(response) if response.status().is_success() => response,
         Ok(response) => {
             tracing::warn!(status = %response.status(), "userinfo endpoint refused; using ID token claims only");

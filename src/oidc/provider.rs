@@ -261,7 +261,7 @@ impl Provider {
     /// too when nothing is loaded yet or the document changed. Records the outcome.
     async fn check(&self, http: &reqwest::Client) -> Result<Arc<Discovered>, String> {
         let attempt = async {
-            let document = get_bytes(http, &self.discovery_url()).await?;
+            let document = get_bytes(http, &self.discovery_url(), "discovery").await?;
             match self.current() {
                 Some(current) if current.document == document => Ok(current),
                 _ => self.install(self.build(http, document).await?),
@@ -367,7 +367,7 @@ impl Provider {
     }
 
     async fn fetch(&self, http: &reqwest::Client) -> Result<Discovered, String> {
-        let document = get_bytes(http, &self.discovery_url()).await?;
+        let document = get_bytes(http, &self.discovery_url(), "discovery").await?;
         self.build(http, document).await
     }
 
@@ -384,7 +384,7 @@ impl Provider {
         }
         let metadata: CoreProviderMetadata = serde_json::from_slice(&document)
             .map_err(|error| format!("discovery document is invalid: {error}"))?;
-        let keys = get_bytes(http, extra.jwks_uri.as_str()).await?;
+        let keys = get_bytes(http, extra.jwks_uri.as_str(), "jwks").await?;
         let core_jwks: CoreJsonWebKeySet =
             serde_json::from_slice(&keys).map_err(|error| format!("JWKS is invalid: {error}"))?;
         let jwks: jsonwebtoken::jwk::JwkSet =
@@ -433,11 +433,15 @@ impl Provider {
     }
 }
 
-async fn get_bytes(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let response = http
+async fn get_bytes(
+    http: &reqwest::Client,
+    url: &str,
+    call: &'static str,
+) -> Result<Vec<u8>, String> {
+    let request = http
         .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
+        .header(reqwest::header::ACCEPT, "application/json");
+    let response = crate::http_client::send(request, call)
         .await
         .map_err(|error| format!("GET {url} failed: {error}"))?;
     if !response.status().is_success() {

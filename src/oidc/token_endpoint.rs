@@ -111,9 +111,9 @@ pub async fn request_token(
     client: &TokenClient<'_>,
     form: Vec<(&'static str, String)>,
 ) -> Result<TokenAnswer, TokenError> {
-    let response = authenticated_post(http, token_url, client, form)?
-        .timeout(TOKEN_ENDPOINT_TIMEOUT)
-        .send()
+    let request =
+        authenticated_post(http, token_url, client, form)?.timeout(TOKEN_ENDPOINT_TIMEOUT);
+    let response = crate::http_client::send(request, "token")
         .await
         .map_err(|_| TokenError::Unreachable)?;
     let status = response.status();

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use actix_web::body::{self, SizedStream};
 use actix_web::http::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_LOCATION, HeaderMap, HeaderValue, LOCATION,
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_LOCATION, HeaderMap, HeaderName, HeaderValue, LOCATION,
     TRANSFER_ENCODING,
 };
 use actix_web::{HttpResponse, web};
@@ -105,6 +105,17 @@ impl Proxy {
         if let Some(value) = authorization {
             upstream_headers.insert(AUTHORIZATION, value);
         }
+        // The upstream call's span; its trace context replaces any the browser sent.
+        let span = crate::spans::outbound(
+            "proxy",
+            incoming.method.as_str(),
+            url.host_str().unwrap_or_default(),
+        );
+        for (name, value) in crate::spans::context_headers(&span) {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                upstream_headers.insert(HeaderName::from_static(name), value);
+            }
+        }
         let started = Instant::now();
         let (sent, upload) = match body_length(incoming.headers) {
             Some(0) => {
@@ -137,16 +148,22 @@ impl Proxy {
         }
         let response = match sent {
             None => {
+                crate::spans::finish_outbound(&span, None);
                 return Err(ForwardError::Unavailable(
                     "no response within proxy.timeout",
                 ));
             }
             Some(Err(SendRequestError::Connect(_))) => {
+                crate::spans::finish_outbound(&span, None);
                 return Err(ForwardError::Unavailable("cannot connect"));
             }
-            Some(Err(_)) => return Err(ForwardError::Unavailable("request failed")),
+            Some(Err(_)) => {
+                crate::spans::finish_outbound(&span, None);
+                return Err(ForwardError::Unavailable("request failed"));
+            }
             Some(Ok(response)) => response,
         };
+        crate::spans::finish_outbound(&span, Some(response.status().as_u16()));
         if response.status().is_informational() {
             // Only a 101 gets here (other 1xx never reach awc): we never ask for an upgrade.
             // Dropping the response closes the connection.

@@ -85,6 +85,17 @@ pub async fn issue_token_prefetched(
     target: &Target,
     prefetched: Option<Prefetched>,
 ) -> Result<IssuedToken, ApiError> {
+    let span = crate::spans::internal("target token", target.url());
+    tracing::Instrument::instrument(issue(deps, caller, target, prefetched), span).await
+}
+
+/// [`issue_token_prefetched`] by the target's strategy.
+async fn issue(
+    deps: &TokenDeps<'_>,
+    caller: &Caller,
+    target: &Target,
+    prefetched: Option<Prefetched>,
+) -> Result<IssuedToken, ApiError> {
     match &target.config.strategy {
         Strategy::AccessToken => access_token::issue(deps, caller).await,
         Strategy::Exchange {

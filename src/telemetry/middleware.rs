@@ -90,10 +90,24 @@ where
             method: request.method().clone(),
             uri: request.uri().clone(),
         };
-        let call = CURRENT.sync_scope(context.clone(), || self.service.call(request));
-        let routes = self.routes.clone();
         let id = context.id;
-        Box::pin(CURRENT.scope(context, async move {
+        // Traces on: the request's span (continuing an incoming `traceparent`) is current
+        // while the request is routed and served. Off: `Span::none()`, and no span code runs.
+        let span = crate::spans::request(
+            method_label(request.method()),
+            id.as_str(),
+            request.headers(),
+        );
+        let call = CURRENT.sync_scope(context.clone(), || {
+            if span.is_none() {
+                self.service.call(request)
+            } else {
+                span.in_scope(|| self.service.call(request))
+            }
+        });
+        let routes = self.routes.clone();
+        let request_span = span.clone();
+        let served = async move {
             let outcome = call.await;
             let elapsed = started.elapsed();
             let mut response = match outcome {
@@ -113,6 +127,12 @@ where
                 status,
             );
             route.observe(elapsed);
+            crate::spans::finish_request(
+                &request_span,
+                method_label(request.method()),
+                route.label(),
+                status,
+            );
             AccessLine {
                 method: request.method().as_str(),
                 path: request.path(),
@@ -128,7 +148,12 @@ where
                     .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
             }
             Ok(response)
-        }))
+        };
+        if span.is_none() {
+            Box::pin(CURRENT.scope(context, served))
+        } else {
+            Box::pin(CURRENT.scope(context, tracing::Instrument::instrument(served, span)))
+        }
     }
 }
 

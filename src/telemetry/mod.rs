@@ -14,6 +14,7 @@
 mod access;
 mod middleware;
 mod request;
+pub mod traces;
 
 pub use middleware::{RequestTelemetry, RequestTelemetryService, RouteLabel, UNMATCHED_ROUTE};
 
@@ -21,11 +22,13 @@ use std::io::{BufWriter, Stdout};
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Registry;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogConfig, LogFormat};
+use crate::spans;
 
 /// The `tracing` target of access lines.
 pub const ACCESS_TARGET: &str = "access";
@@ -80,6 +83,75 @@ pub fn init_with(log: &LogConfig) -> Option<WorkerGuard> {
         access::write_directly(access_writer, log.format);
     }
     installed.then_some(guard)
+}
+
+/// [`init_with`], and with `traces` the layer that records the spans of [`crate::spans`]
+/// into them (the log lines never show those spans) and turns the spans on.
+pub fn init_with_traces(log: &LogConfig, traces: Option<&traces::Traces>) -> Option<WorkerGuard> {
+    let Some(traces) = traces else {
+        return init_with(log);
+    };
+    let (writer, guard) = tracing_appender::non_blocking(batched_stdout());
+    let access_writer = writer.clone();
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = match (level_filter(log), log.format) {
+        (Filter::Targets(filter), format) => fmt_layer(
+            format,
+            writer,
+            filter.with_target(spans::TARGET, LevelFilter::OFF),
+        ),
+        (Filter::Env(filter), format) => {
+            let filter = match format!("{}=off", spans::TARGET).parse() {
+                Ok(directive) => filter.add_directive(directive),
+                Err(_) => filter,
+            };
+            fmt_layer(format, writer, filter)
+        }
+    };
+    let spans_only = tracing_subscriber::filter::filter_fn(|metadata| {
+        metadata.is_span() && metadata.target() == spans::TARGET
+    });
+    let span_layer = tracing_opentelemetry::layer()
+        .with_tracer(traces.tracer())
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false)
+        .with_filter(spans_only);
+    let installed = tracing_subscriber::registry()
+        .with(lines)
+        .with(span_layer)
+        .try_init()
+        .is_ok();
+    if installed {
+        access::write_directly(access_writer, log.format);
+        spans::enable();
+    }
+    installed.then_some(guard)
+}
+
+/// The log lines as a layer (for [`init_with_traces`]), filtered by `filter`.
+fn fmt_layer<F>(
+    format: LogFormat,
+    writer: tracing_appender::non_blocking::NonBlocking,
+    filter: F,
+) -> Box<dyn Layer<Registry> + Send + Sync>
+where
+    F: tracing_subscriber::layer::Filter<Registry> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi())
+            .event_format(request::WithRequest::text(ansi()))
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .event_format(request::WithRequest::json())
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+    }
 }
 
 fn ansi() -> bool {

@@ -15,7 +15,7 @@ use crate::helpers::{
 const BINARY: &str = env!("CARGO_BIN_EXE_identity-service");
 
 /// The value of query parameter `name` in `url`.
-fn query_param(url: &str, name: &str) -> String {
+pub(crate) fn query_param(url: &str, name: &str) -> String {
     url::Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -26,7 +26,7 @@ fn query_param(url: &str, name: &str) -> String {
 
 /// The binary in front of `op`, with `IDENTITY__LOG__FORMAT=format`; stdout is read on a
 /// thread (so a full pipe never stalls the writer) and returned by [`stop`].
-struct Running {
+pub(crate) struct Running {
     child: Child,
     stdout: std::thread::JoinHandle<String>,
 }
@@ -35,7 +35,21 @@ fn run_binary(op: &FakeOp, format: &str) -> (Running, TestApp) {
     run_binary_with(op, format, &[])
 }
 
-fn run_binary_with(op: &FakeOp, format: &str, env: &[(&str, &str)]) -> (Running, TestApp) {
+pub(crate) fn run_binary_with(
+    op: &FakeOp,
+    format: &str,
+    env: &[(&str, &str)],
+) -> (Running, TestApp) {
+    run_binary_with_tail(op, format, env, "")
+}
+
+/// [`run_binary_with`] with `tail` appended to the configuration (more targets…).
+pub(crate) fn run_binary_with_tail(
+    op: &FakeOp,
+    format: &str,
+    env: &[(&str, &str)],
+    tail: &str,
+) -> (Running, TestApp) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -44,8 +58,9 @@ fn run_binary_with(op: &FakeOp, format: &str, env: &[(&str, &str)]) -> (Running,
     let options = AppOptions {
         store: "memory",
         provider_extra: "accept_bearer = true".to_owned(),
-        tail: "[[targets]]\nurl = \"https://api.example.com/maps/\"\nstrategy = \"access_token\"\n"
-            .to_owned(),
+        tail: format!(
+            "[[targets]]\nurl = \"https://api.example.com/maps/\"\nstrategy = \"access_token\"\n{tail}"
+        ),
         ..AppOptions::default()
     };
     let path = temp_file("toml", &config_text(op, port, &options));
@@ -82,7 +97,7 @@ fn run_binary_with(op: &FakeOp, format: &str, env: &[(&str, &str)]) -> (Running,
 
 impl Running {
     /// SIGTERM, wait for the exit, and the whole stdout.
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -94,7 +109,7 @@ impl Running {
 }
 
 /// Waits for the binary to answer ready (at most ~20 s: it may still be starting).
-async fn wait_ready(app: &TestApp) {
+pub(crate) async fn wait_ready(app: &TestApp) {
     for _ in 0..400 {
         if let Ok(response) = app.client.get(app.url("/health/ready")).send().await
             && response.status() == 200
@@ -108,7 +123,7 @@ async fn wait_ready(app: &TestApp) {
 
 /// Runs a whole session against the binary; returns every secret value it saw and the
 /// request ids the responses named.
-async fn a_whole_session(app: &TestApp) -> (Vec<String>, Vec<String>) {
+pub(crate) async fn a_whole_session(app: &TestApp) -> (Vec<String>, Vec<String>) {
     let mut secrets = vec!["identity-secret".to_owned()];
     let mut request_ids = Vec::new();
     let mut note_id = |response: &reqwest::Response| {
@@ -190,7 +205,7 @@ async fn a_whole_session(app: &TestApp) -> (Vec<String>, Vec<String>) {
     (secrets, request_ids)
 }
 
-fn assert_no_secret(log: &str, secrets: &[String]) {
+pub(crate) fn assert_no_secret(log: &str, secrets: &[String]) {
     for secret in secrets {
         assert!(secret.len() >= 8, "too short to search for: {secret}");
         assert!(

@@ -105,6 +105,11 @@ impl FakeOp {
         self.calls("/jwks")
     }
 
+    /// The `traceparent` headers received, with the path of each request, in order.
+    pub fn traceparents(&self) -> Vec<(String, String)> {
+        self.st().traceparents.clone()
+    }
+
     /// Requests seen for a path (e.g. "/token", "/userinfo", "/.well-known/openid-configuration").
     pub fn calls(&self, path: &str) -> usize {
         self.st().calls.get(path).copied().unwrap_or(0)

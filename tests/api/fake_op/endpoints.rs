@@ -51,6 +51,9 @@ impl Inner {
         let path = req.url.path().to_owned();
         let mut st = self.lock();
         *st.calls.entry(path.clone()).or_default() += 1;
+        if let Some(traceparent) = req.headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            st.traceparents.push((path.clone(), traceparent.to_owned()));
+        }
         if st.unavailable {
             return oauth_error(
                 503,

@@ -262,6 +262,7 @@ struct State {
     revocations: Vec<(String, ClientAuthMethod)>,
     revocation_delay: Option<Duration>,
     revocation_failure: Option<u16>,
+    traceparents: Vec<(String, String)>,
 }
 
 struct Inner {
@@ -356,6 +357,7 @@ impl FakeOp {
             published: vec![KeyId::Rsa1],
             unavailable: false,
             calls: HashMap::new(),
+            traceparents: Vec::new(),
             token_calls: HashMap::new(),
             last_authorize: None,
             last_token_request: HashMap::new(),
