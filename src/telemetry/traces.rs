@@ -44,6 +44,9 @@ const EXPORT_DELAY: Duration = Duration::from_secs(1);
 /// this, never a request).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Stopping waits this long at most for the last export (SIGTERM must exit within 10 s).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The running trace export; [`Traces::shutdown`] (or dropping it) sends what is queued.
 pub struct Traces {
     provider: SdkTracerProvider,
@@ -120,9 +123,9 @@ impl Traces {
         self.provider.tracer("identity-service")
     }
 
-    /// Exports what is still queued (waiting at most the export timeout) and stops.
+    /// Exports what is still queued (waiting at most [`SHUTDOWN_TIMEOUT`]) and stops.
     pub fn shutdown(&mut self) {
-        let _ = self.provider.shutdown();
+        let _ = self.provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
