@@ -129,17 +129,17 @@ pub fn finish_outbound(span: &Span, status: Option<u16>) {
     }
 }
 
-/// A span around a piece of work that is not one HTTP call (`target token` for a target
-/// token fetch, with the target's name).
-pub fn internal(name: &'static str, subject: &str) -> Span {
+/// The span of one target token fetch (cached or not), naming the target by its
+/// configured URL (a prefix from the configuration, never a request's URL).
+pub fn target_token(target_url: &str) -> Span {
     if !enabled() {
         return Span::none();
     }
     tracing::info_span!(
         target: TARGET,
-        "internal",
-        otel.name = name,
-        subject = subject,
+        "target_token",
+        otel.name = "target token",
+        target = target_url,
     )
 }
 

@@ -85,7 +85,7 @@ pub async fn issue_token_prefetched(
     target: &Target,
     prefetched: Option<Prefetched>,
 ) -> Result<IssuedToken, ApiError> {
-    let span = crate::spans::internal("target token", target.url());
+    let span = crate::spans::target_token(target.url());
     tracing::Instrument::instrument(issue(deps, caller, target, prefetched), span).await
 }
 
