@@ -81,10 +81,10 @@ async fn revoke(
     };
     // RFC 7009 section 2.1: `token` and the optional `token_type_hint`.
     let form = vec![("token", token), ("token_type_hint", hint.to_owned())];
-    let response = authenticated_post(deps.http, endpoint, &client, form)
+    let request = authenticated_post(deps.http, endpoint, &client, form)
         .map_err(|error| error.to_string())?
-        .timeout(REVOCATION_TIMEOUT)
-        .send()
+        .timeout(REVOCATION_TIMEOUT);
+    let response = crate::http_client::send(request, "revocation")
         .await
         .map_err(|_| "the revocation endpoint could not be reached".to_owned())?;
     let status = response.status();
