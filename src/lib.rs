@@ -1,6 +1,7 @@
 //! identity-service: OpenID Connect login sessions and downstream tokens for browser apps.
 //! See README.md for what it does and how to run it, ARCHITECTURE.md for how `src/` is cut.
 
+pub mod arcgis;
 pub mod caller;
 pub mod cli;
 pub mod client_address;

@@ -27,6 +27,7 @@ const LAYERS: &[&[&str]] = &[
         "telemetry",
         "http_client",
         "limits",
+        "arcgis",
     ],
     &["cookies", "oidc"],
     &["caller"],

@@ -252,6 +252,29 @@ pub struct ProviderConfig {
     /// refreshed ID tokens and logout tokens; `None` (`""`) = chosen from discovery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token_signed_response_alg: Option<jsonwebtoken::Algorithm>,
+    /// `kind = "arcgis"` (SPEC 10): the portal's settings; `None` for an OpenID provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arcgis: Option<ArcgisConfig>,
+}
+
+/// The settings of a `kind = "arcgis"` provider (SPEC 10). Such a provider's `issuer` is
+/// its portal URL and its claim paths name the fields the portal profile is mapped to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArcgisConfig {
+    /// The portal's REST root, e.g. `https://www.arcgis.com/sharing/rest`.
+    pub portal_url: url::Url,
+    /// Where the session's roles come from.
+    pub roles_from: RolesFrom,
+}
+
+/// `roles_from` of an ArcGIS provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolesFrom {
+    /// `role` of `community/self` (`org_admin`, `org_publisher`, `org_user`).
+    Role,
+    /// `privileges` of `community/self`.
+    Privileges,
 }
 
 /// `logout.*` of a provider.
@@ -380,6 +403,12 @@ pub enum Strategy {
         #[serde(skip_serializing_if = "Option::is_none")]
         scope: Option<String>,
     },
+    /// An ArcGIS Server token from the portal's `generateToken` (SPEC 10).
+    ArcgisServer {
+        /// `serverUrl` sent to the portal (default: the target's `url`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server_url: Option<url::Url>,
+    },
     /// A shared service token by client credentials.
     ClientCredentials {
         /// Token endpoint.
@@ -432,6 +461,7 @@ impl Strategy {
             Self::ClientCredentials { .. } => "client_credentials",
             Self::Password { .. } => "password",
             Self::Jwt { .. } => "jwt",
+            Self::ArcgisServer { .. } => "arcgis_server",
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::checks::{check_http_url, checked};
 use super::take::{Problems, Section};
-use super::{ClientAuth, ProviderConfig, ProviderLogoutConfig};
+use super::{ArcgisConfig, ClientAuth, ProviderConfig, ProviderLogoutConfig, RolesFrom};
 
 /// The algorithms `id_token_signed_response_alg` may name: the asymmetric JWS algorithms
 /// we verify (no `none`, no HMAC: a provider's tokens are checked with its public keys).
@@ -31,6 +31,17 @@ pub(super) fn provider(
     mut s: Section,
     p: &mut Problems,
 ) -> (Option<String>, Option<ProviderConfig>) {
+    let kind_given = s.has("kind");
+    match s.choice(p, "kind", &KINDS) {
+        Some(Kind::Arcgis) => return arcgis_provider(s, p),
+        Some(Kind::Oidc) => {}
+        None if kind_given => {
+            // An unknown kind: only its id is worth checking.
+            let id = s.required_string(p, "id");
+            return (id, None);
+        }
+        None => {}
+    }
     let id = s
         .required_string(p, "id")
         .and_then(|id| checked(p, s.path_of("id"), check_id(&id).map(|()| id)));
@@ -104,6 +115,7 @@ pub(super) fn provider(
             introspection_for_opaque,
             logout: ProviderLogoutConfig { rp_initiated },
             id_token_signed_response_alg,
+            arcgis: None,
         })
     })();
     (id, provider)
@@ -132,6 +144,113 @@ fn id_token_algorithm(s: &mut Section, p: &mut Problems) -> Option<jsonwebtoken:
     };
     p.push(s.path_of(KEY), message);
     None
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Oidc,
+    Arcgis,
+}
+
+const KINDS: [(&str, Kind); 2] = [("oidc", Kind::Oidc), ("arcgis", Kind::Arcgis)];
+
+const ROLES_FROM: [(&str, RolesFrom); 2] = [
+    ("role", RolesFrom::Role),
+    ("privileges", RolesFrom::Privileges),
+];
+
+/// Default `attributes` of an ArcGIS provider (SPEC 10).
+const DEFAULT_ARCGIS_ATTRIBUTES: [&str; 3] = ["fullName", "email", "orgId"];
+
+/// A `kind = "arcgis"` provider (SPEC 10): the portal URL is its issuer; OpenID keys
+/// (`issuer`, `scopes`, claim paths, introspection, `auth_method`) are unknown keys here.
+fn arcgis_provider(mut s: Section, p: &mut Problems) -> (Option<String>, Option<ProviderConfig>) {
+    let id = s
+        .required_string(p, "id")
+        .and_then(|id| checked(p, s.path_of("id"), check_id(&id).map(|()| id)));
+    let name = s.opt_string(p, "name");
+    let portal_url = s.required_url(p, "portal_url").and_then(|u| {
+        checked(
+            p,
+            s.path_of("portal_url"),
+            check_http_url(&u)
+                .and_then(|()| check_portal_url(&u))
+                .map(|()| u),
+        )
+    });
+    let client_id = s.required_string(p, "client_id");
+    let secret_given = s.has("client_secret") || s.has("client_secret_file");
+    let secret = s.secret(p, "client_secret");
+    let accept_bearer = s.bool(p, "accept_bearer").unwrap_or(false);
+    let roles_from_given = s.has("roles_from");
+    let roles_from = s.choice(p, "roles_from", &ROLES_FROM);
+    let roles_from_bad = roles_from.is_none() && roles_from_given;
+    let attributes = s.strings(p, "attributes").unwrap_or_else(|| {
+        DEFAULT_ARCGIS_ATTRIBUTES
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect()
+    });
+    let mut logout_section = s.section(p, "logout");
+    let rp_initiated = logout_section
+        .bool(p, "rp_initiated")
+        .unwrap_or(ProviderLogoutConfig::default().rp_initiated);
+    logout_section.finish(p);
+    s.finish(p);
+
+    let provider = (|| {
+        let id = id.clone()?;
+        let client_id = client_id?;
+        let portal_url = portal_url?;
+        let client_auth = match secret {
+            Some(secret) => ClientAuth::ClientSecretPost { secret },
+            None if secret_given => return None,
+            None => ClientAuth::None,
+        };
+        if roles_from_bad {
+            return None;
+        }
+        Some(ProviderConfig {
+            name: name.unwrap_or_else(|| id.clone()),
+            id,
+            issuer: portal_url.clone(),
+            bearer_audience: client_id.clone(),
+            client_id,
+            client_auth,
+            scopes: Vec::new(),
+            name_claim: "username".to_owned(),
+            roles_claim: Some("roles".to_owned()),
+            groups_claim: Some("groups".to_owned()),
+            attributes,
+            use_userinfo_endpoint: false,
+            accept_bearer,
+            introspection: false,
+            introspection_endpoint: None,
+            introspection_for_opaque: false,
+            logout: ProviderLogoutConfig { rp_initiated },
+            id_token_signed_response_alg: None,
+            arcgis: Some(ArcgisConfig {
+                portal_url,
+                roles_from: roles_from.unwrap_or(RolesFrom::Role),
+            }),
+        })
+    })();
+    (id, provider)
+}
+
+/// Tokens travel to the portal: https, except to a loopback address (development).
+fn check_portal_url(url: &url::Url) -> Result<(), String> {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "https" || loopback {
+        Ok(())
+    } else {
+        Err("must be an https URL (http only to a loopback address)".to_owned())
+    }
 }
 
 fn check_id(id: &str) -> Result<(), String> {

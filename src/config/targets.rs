@@ -15,18 +15,20 @@ enum Kind {
     ClientCredentials,
     Password,
     Jwt,
+    ArcgisServer,
 }
 
-const STRATEGIES: [(&str, Kind); 5] = [
+const STRATEGIES: [(&str, Kind); 6] = [
     ("access_token", Kind::AccessToken),
     ("exchange", Kind::Exchange),
     ("client_credentials", Kind::ClientCredentials),
     ("password", Kind::Password),
     ("jwt", Kind::Jwt),
+    ("arcgis_server", Kind::ArcgisServer),
 ];
 
 /// Every key that belongs to some strategy (SPEC section 6).
-const STRATEGY_KEYS: [&str; 13] = [
+const STRATEGY_KEYS: [&str; 14] = [
     "audience",
     "resource",
     "scope",
@@ -40,6 +42,7 @@ const STRATEGY_KEYS: [&str; 13] = [
     "password",
     "password_file",
     "lifetime",
+    "server_url",
 ];
 
 const TRANSPORTS: [(&str, Transport); 3] = [
@@ -162,6 +165,11 @@ fn strategy(kind: Kind, s: &mut Section, p: &mut Problems) -> Option<Strategy> {
                 scope,
             })
         }
+        Kind::ArcgisServer => Some(Strategy::ArcgisServer {
+            server_url: s
+                .url(p, "server_url")
+                .and_then(|u| checked(p, s.path_of("server_url"), check_http_url(&u).map(|()| u))),
+        }),
         Kind::Jwt => {
             // An invalid lifetime is recorded as a problem, so the default never hides it.
             let lifetime = positive(p, s, "lifetime").unwrap_or(DEFAULT_JWT_LIFETIME);

@@ -38,6 +38,7 @@ use super::jwt::{self, TokenKind, audience_contains, numeric_date};
 use super::token_endpoint::capped_expiry;
 use super::token_endpoint::{TokenClient, authenticated_post};
 use super::{Provider, ProviderRegistry};
+use crate::arcgis::{Portal, PortalError};
 use crate::clock::unix_now;
 use crate::crypto;
 use crate::oidc::claims::map_profile;
@@ -167,16 +168,18 @@ impl BearerVerifier {
         let issuer = jwt_payload(token)
             .and_then(|claims| claims.get("iss").and_then(Value::as_str).map(str::to_owned));
         if let Some(issuer) = issuer
-            && let Some(provider) = providers
-                .all()
-                .iter()
-                .find(|provider| provider.config.accept_bearer && provider.issuer() == issuer)
+            && let Some(provider) = providers.all().iter().find(|provider| {
+                provider.config.accept_bearer
+                    && provider.portal().is_none()
+                    && provider.issuer() == issuer
+            })
         {
             return verify_jwt(provider, http, token)
                 .await
                 .map_err(|check| BearerRefusal::new(Some(provider), check));
         }
-        let introspecting = opaque_token_providers(providers);
+        // SPEC 10: a JWT never goes to a portal; any other token may be an ESRI token.
+        let introspecting = opaque_token_providers(providers, jwt_payload(token).is_none());
         if introspecting.is_empty() {
             return Err(BearerRefusal::new(
                 None,
@@ -367,8 +370,10 @@ async fn introspect_bounded(
 }
 
 /// The providers an opaque token may be shown to: the pinned ones
-/// (`introspection_for_opaque`), else every provider with bearer introspection.
-fn opaque_token_providers(providers: &ProviderRegistry) -> Vec<&Arc<Provider>> {
+/// (`introspection_for_opaque`), else every provider with bearer introspection; and, for
+/// a token that is not a JWT, every ArcGIS portal with `accept_bearer` (SPEC 10), all in
+/// configuration order.
+fn opaque_token_providers(providers: &ProviderRegistry, not_jwt: bool) -> Vec<&Arc<Provider>> {
     let introspecting = || {
         providers
             .all()
@@ -378,10 +383,46 @@ fn opaque_token_providers(providers: &ProviderRegistry) -> Vec<&Arc<Provider>> {
     let pinned: Vec<_> = introspecting()
         .filter(|provider| provider.config.introspection_for_opaque)
         .collect();
-    if pinned.is_empty() {
+    let chosen = if pinned.is_empty() {
         introspecting().collect()
     } else {
         pinned
+    };
+    providers
+        .all()
+        .iter()
+        .filter(|provider| {
+            let portal = provider.portal().is_some() && provider.config.accept_bearer;
+            (portal && not_jwt) || chosen.iter().any(|other| Arc::ptr_eq(other, provider))
+        })
+        .collect()
+}
+
+/// SPEC 10: an ESRI token is whoever the portal's `community/self` (POST, form `f=json`,
+/// `token`) says it belongs to; the answer is reused for [`INTROSPECTION_CACHE_SECONDS`]
+/// (`community/self` does not tell the token's lifetime).
+async fn portal_identity(
+    provider: &Provider,
+    portal: &Portal,
+    http: &reqwest::Client,
+    token: &str,
+) -> Result<Option<BearerIdentity>, IntrospectionError> {
+    match portal.profile(http, token).await {
+        Ok(claims) => {
+            let expires_at = unix_now().saturating_add(INTROSPECTION_CACHE_SECONDS);
+            identity(provider, &claims, expires_at, token)
+                .map(Some)
+                .map_err(IntrospectionError::Refused)
+        }
+        Err(PortalError::Refused { .. }) => Err(IntrospectionError::Refused(
+            "the portal does not accept the token (community/self)",
+        )),
+        Err(PortalError::Unusable(_)) => Err(IntrospectionError::Refused(
+            "the portal's community/self names no user",
+        )),
+        Err(PortalError::Unavailable(_)) => Err(IntrospectionError::Unavailable(
+            "the portal could not be asked (community/self)",
+        )),
     }
 }
 
@@ -471,6 +512,9 @@ async fn introspect(
     token: &str,
 ) -> Result<Option<BearerIdentity>, IntrospectionError> {
     use IntrospectionError::Unavailable;
+    if let Some(portal) = provider.portal() {
+        return portal_identity(provider, portal, http, token).await;
+    }
     let discovered = provider
         .discovered(http)
         .await

@@ -166,6 +166,24 @@ impl AuthorizeUrlBase {
     }
 }
 
+/// The authorization request of a new login at `provider`, whatever its kind (the seam
+/// `routes/login` calls): `PROVIDER_UNAVAILABLE` when the provider does not answer.
+pub async fn start_login(
+    provider: &Provider,
+    http: &reqwest::Client,
+    return_url: ReturnUrl,
+    hints: &LoginHints<'_>,
+) -> Result<LoginStart, ApiError> {
+    if let Some(portal) = provider.portal() {
+        if !portal.answers_for_login(http).await {
+            return Err(ApiError::ProviderUnavailable(provider.id().to_owned()));
+        }
+        return super::portal::begin_login(portal, return_url);
+    }
+    let discovered = provider.discovered_for_login(http).await?;
+    begin_login(provider, &discovered, return_url, hints)
+}
+
 /// Builds the authorization request for `provider`: the login's secret (whose hash is the
 /// `state`), `nonce` and the PKCE verifier (RFC 7636, S256) are 32 random bytes each,
 /// drawn at once with the nonce that seals the pending login.
@@ -208,6 +226,9 @@ pub async fn finish_login(
     pending: &PendingLogin,
     code: &str,
 ) -> Result<LoginOutcome, ApiError> {
+    if let Some(portal) = provider.portal() {
+        return super::portal::finish_login(portal, http, pending, code).await;
+    }
     let discovered = provider
         .discovered(http)
         .await

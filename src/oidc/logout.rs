@@ -105,6 +105,9 @@ pub async fn log_out(
 pub struct EndSession {
     endpoint: Url,
     query: Vec<(&'static str, String)>,
+    /// An ArcGIS portal's `oauth2/signout`: the way back is its `redirect_uri`, which
+    /// carries our state in its own query.
+    arcgis: bool,
 }
 
 impl std::fmt::Debug for EndSession {
@@ -126,12 +129,24 @@ impl EndSession {
         if !provider.config.logout.rp_initiated {
             return None;
         }
+        if let Some(portal) = provider.portal() {
+            // SPEC 10: `oauth2/signout` takes `client_id` and `redirect_uri`, no state.
+            return Some(Self {
+                endpoint: Url::parse(&portal.signout_url()).ok()?,
+                query: Vec::new(),
+                arcgis: true,
+            });
+        }
         let endpoint = provider.current()?.end_session_endpoint.clone()?;
         let mut query = vec![("client_id", provider.config.client_id.clone())];
         if let Some(id_token) = &session.record.tokens.get().id_token {
             query.insert(0, ("id_token_hint", id_token.clone()));
         }
-        Some(Self { endpoint, query })
+        Some(Self {
+            endpoint,
+            query,
+            arcgis: false,
+        })
     }
 
     /// The URL that does not bring the browser back.
@@ -141,6 +156,16 @@ impl EndSession {
 
     /// The URL that brings the browser back to `post_logout_redirect_uri` with `state`.
     pub fn url_returning_to(mut self, post_logout_redirect_uri: String, state: String) -> String {
+        if self.arcgis {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", &state)
+                .finish();
+            self.query.push((
+                "redirect_uri",
+                format!("{post_logout_redirect_uri}?{query}"),
+            ));
+            return with_query(self.endpoint, &self.query);
+        }
         self.query
             .push(("post_logout_redirect_uri", post_logout_redirect_uri));
         self.query.push(("state", state));

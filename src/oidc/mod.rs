@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod login;
 pub mod logout;
 pub mod logout_token;
+pub mod portal;
 pub mod provider;
 pub mod refresh;
 pub mod registry;

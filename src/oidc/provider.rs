@@ -24,6 +24,7 @@ use url::Url;
 
 use super::client_auth::ClientKey;
 use super::flow::AuthorizeUrlBase;
+use crate::arcgis::Portal;
 use crate::config::{ClientAuth, ProviderConfig};
 use crate::error::ApiError;
 
@@ -138,6 +139,9 @@ pub struct Provider {
     health: Mutex<Health>,
     check_lock: tokio::sync::Mutex<()>,
     failure_noticed: tokio::sync::Notify,
+    /// The portal of a `kind = "arcgis"` provider (SPEC 10); the provider's operations
+    /// go there instead of to discovery.
+    portal: Option<Portal>,
 }
 
 impl Provider {
@@ -148,8 +152,10 @@ impl Provider {
             ClientAuth::PrivateKeyJwt { key_file } => Some(ClientKey::from_pem_file(key_file)?),
             _ => None,
         };
+        let portal = Portal::new(&config, redirect_uri.as_str());
         Ok(Self {
             config,
+            portal,
             client_key,
             redirect_uri,
             discovered: RwLock::new(None),
@@ -164,6 +170,11 @@ impl Provider {
     /// The configured id.
     pub fn id(&self) -> &str {
         &self.config.id
+    }
+
+    /// The portal, for a `kind = "arcgis"` provider.
+    pub fn portal(&self) -> Option<&Portal> {
+        self.portal.as_ref()
     }
 
     /// The issuer as discovered, else as configured.
@@ -181,6 +192,9 @@ impl Provider {
 
     /// `"ok"` or the last discovery problem (for `/health/ready`).
     pub fn status(&self) -> String {
+        if let Some(portal) = &self.portal {
+            return portal.health.status();
+        }
         if self.current().is_some() {
             "ok".to_owned()
         } else {
@@ -216,7 +230,8 @@ impl Provider {
     /// One check at a time; requests that waited for it take its result.
     async fn checked(&self, http: &reqwest::Client) -> Result<Arc<Discovered>, ApiError> {
         let unavailable = || ApiError::ProviderUnavailable(self.config.id.clone());
-        if self.recently_failed() {
+        // A portal has no discovery: the OpenID operations are not its.
+        if self.recently_failed() || self.portal.is_some() {
             return Err(unavailable());
         }
         let outcome = tokio::time::timeout(CHECK_WAIT, async {
@@ -334,6 +349,9 @@ impl Provider {
     /// check fails, checks again (backing off from [`RETRY_FIRST`] to [`RETRY_LONGEST`])
     /// until the provider answers, so logins need not pay for noticing a recovery.
     pub async fn watch(self: Arc<Self>, http: reqwest::Client) {
+        if let Some(portal) = &self.portal {
+            return portal.watch(http).await;
+        }
         let mut delay = RETRY_FIRST;
         loop {
             let failing = self

@@ -112,21 +112,26 @@ async fn refresh(
         .ok_or(ApiError::Unauthorized(
             "The session's provider is not configured",
         ))?;
-    let discovered = provider.discovered(state.http).await?;
-    let token_url = discovered.token_endpoint.clone().ok_or_else(|| {
-        ApiError::TokenUnavailable("The provider has no token endpoint".to_owned())
-    })?;
-    let client = TokenClient {
-        client_id: &provider.config.client_id,
-        auth: &provider.config.client_auth,
-        key: provider.client_key.as_ref(),
-    };
-    let form = vec![
-        ("grant_type", "refresh_token".to_owned()),
-        ("refresh_token", refresh_token),
-    ];
     let started = std::time::Instant::now();
-    let answer = request_token(state.http, &token_url, &client, form).await;
+    let answer = match provider.portal() {
+        Some(portal) => super::portal::refresh(portal, state.http, &refresh_token).await,
+        None => {
+            let discovered = provider.discovered(state.http).await?;
+            let token_url = discovered.token_endpoint.clone().ok_or_else(|| {
+                ApiError::TokenUnavailable("The provider has no token endpoint".to_owned())
+            })?;
+            let client = TokenClient {
+                client_id: &provider.config.client_id,
+                auth: &provider.config.client_auth,
+                key: provider.client_key.as_ref(),
+            };
+            let form = vec![
+                ("grant_type", "refresh_token".to_owned()),
+                ("refresh_token", refresh_token),
+            ];
+            request_token(state.http, &token_url, &client, form).await
+        }
+    };
     state
         .metrics
         .upstream_latency

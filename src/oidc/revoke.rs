@@ -4,10 +4,11 @@
 //! [`super::token_endpoint::authenticated_post`], `private_key_jwt` included). Bounded
 //! by [`REVOCATION_TIMEOUT`]; a failure is one WARN line and never fails the logout.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::ProviderRegistry;
 use super::token_endpoint::{TokenClient, authenticated_post};
+use super::{Provider, ProviderRegistry};
 use crate::metrics::Metrics;
 use crate::session::LoadedSession;
 
@@ -28,6 +29,12 @@ pub struct RevokeDeps<'a> {
 /// provider announces a `revocation_endpoint`; waits at most [`REVOCATION_TIMEOUT`].
 /// Never fails: a refusal, an error or the timeout is logged at WARN (without the token).
 pub async fn revoke_session_tokens(deps: &RevokeDeps<'_>, session: &LoadedSession) {
+    if let Some(provider) = deps.providers.get(&session.record.provider)
+        && provider.portal().is_some()
+    {
+        revoke_at_portal(provider, deps.http, session);
+        return;
+    }
     let provider = session.record.provider.as_str();
     let started = Instant::now();
     let outcome = tokio::time::timeout(REVOCATION_TIMEOUT, revoke(deps, session)).await;
@@ -97,4 +104,20 @@ async fn revoke(
             status.as_u16()
         ))
     }
+}
+
+/// SPEC 10: an ArcGIS session's refresh token is revoked at the portal's
+/// `oauth2/revokeToken` in the background (bounded there by
+/// [`crate::arcgis::REVOKE_DEADLINE`]), so the logout never waits for the portal.
+fn revoke_at_portal(provider: &Arc<Provider>, http: &reqwest::Client, session: &LoadedSession) {
+    let Some(refresh_token) = session.record.tokens.get().refresh_token.clone() else {
+        return;
+    };
+    let provider = provider.clone();
+    let http = http.clone();
+    tokio::spawn(async move {
+        if let Some(portal) = provider.portal() {
+            portal.revoke(&http, &refresh_token).await;
+        }
+    });
 }

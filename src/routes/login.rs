@@ -53,8 +53,7 @@ async fn login(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, 
             .pages
             .choose_provider(&choices(state, raw_return_url, &hints)));
     };
-    let discovered = provider.discovered_for_login(&state.http).await?;
-    let start = flow::begin_login(provider, &discovered, return_url, &hints)?;
+    let start = flow::start_login(provider, &state.http, return_url, &hints).await?;
     // SPEC 7: nothing is stored; the pending login travels sealed in the browser, under a
     // key that only the browser's secret gives (the state is a hash of it).
     let sealed =

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Target;
 use super::cache::{CacheSlot, CachedToken, Prefetched, SlotOwner, TokenCache};
 use super::signing::Signer;
-use super::{access_token, client_credentials, exchange, jwt, password};
+use super::{access_token, arcgis_server, client_credentials, exchange, jwt, password};
 use crate::caller::Caller;
 use crate::clock::unix_now;
 use crate::config::Strategy;
@@ -113,6 +113,15 @@ async fn issue(
             });
             cached_or_fetched(deps, &slot, read_ahead, async || {
                 exchange::fetch(deps, caller, target, &request).await
+            })
+            .await
+        }
+        Strategy::ArcgisServer { server_url } => {
+            let (slot, read_ahead) = Prefetched::slot_for(prefetched, target.url(), || {
+                user_slot(deps.token_cache, caller, target)
+            });
+            cached_or_fetched(deps, &slot, read_ahead, async || {
+                arcgis_server::fetch(deps, caller, target, server_url.as_ref()).await
             })
             .await
         }

@@ -3,6 +3,7 @@
 //! technical account's password, or signed by us — cached and fetched once at a time.
 
 mod access_token;
+mod arcgis_server;
 mod cache;
 mod client_credentials;
 mod exchange;
@@ -188,7 +189,7 @@ pub async fn identify_token_caller(
         let target = target?;
         match target.config.strategy {
             Strategy::AccessToken => None,
-            Strategy::Exchange { .. } | Strategy::Jwt { .. } => {
+            Strategy::Exchange { .. } | Strategy::Jwt { .. } | Strategy::ArcgisServer { .. } => {
                 Some(issue::session_slot(cache, ticket, target))
             }
             Strategy::ClientCredentials { .. } | Strategy::Password { .. } => {

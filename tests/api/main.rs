@@ -8,12 +8,14 @@
     clippy::todo
 )]
 
+mod arcgis;
 mod backchannel;
 mod bearer;
 mod cli;
 mod dashboard;
 mod edge_checks;
 mod fake_op;
+mod fake_portal;
 mod health_and_metadata;
 mod helpers;
 mod hostile_input;

@@ -12,7 +12,7 @@ use wiremock::ResponseTemplate;
 pub struct FormParams(pub Vec<(String, String)>);
 
 impl FormParams {
-    pub(super) fn parse(bytes: &[u8]) -> Self {
+    pub(crate) fn parse(bytes: &[u8]) -> Self {
         Self(
             url::form_urlencoded::parse(bytes)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
