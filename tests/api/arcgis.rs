@@ -550,3 +550,155 @@ fn arcgis_configuration_is_checked() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn every_portal_refusal_logs_one_warn_line_naming_its_check_and_no_token() {
+    use crate::refusal_logs::{LoggedService, one_warning};
+    let op = crate::fake_op::FakeOp::start().await;
+    let portal = FakePortal::start().await;
+    let mut service = LoggedService::start(
+        &op,
+        AppOptions {
+            store: "memory",
+            tail: format!(
+                "{}{}",
+                provider(&portal, "agol", CLIENT_ID, "accept_bearer = true"),
+                server_targets(&portal)
+            ),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let _ = one_warning_or_none(&mut service).await;
+    let mut tokens = Vec::new();
+
+    // A login the portal refuses at oauth2/token (HTTP 200 with error 498).
+    portal.set_fault("oauth2/token", Some(Fault::Error498));
+    let browser = browser();
+    let response = browser
+        .get(service.url(&format!(
+            "/login?returnURL={}&provider=agol",
+            urlencode(APP_URL)
+        )))
+        .send()
+        .await
+        .unwrap();
+    let callback = portal.authorize(&location(&response), &PortalUser::jdoe());
+    tokens.push(query_value(&callback, "code"));
+    assert_eq!(browser.get(&callback).send().await.unwrap().status(), 400);
+    one_warning(
+        &mut service,
+        "token refused",
+        &["login refused", "agol", "oauth2/token"],
+    )
+    .await;
+    portal.set_fault("oauth2/token", None);
+
+    // An ESRI bearer token the portal does not know.
+    let refused = portal.issue_token(&PortalUser::jdoe()) + "x";
+    tokens.push(refused.clone());
+    let response = reqwest::Client::new()
+        .get(service.url("/userinfo"))
+        .bearer_auth(&refused)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    one_warning(
+        &mut service,
+        "bearer refused",
+        &["bearer token refused", "agol", "community/self"],
+    )
+    .await;
+
+    // The portal down for a bearer token: 502, and the line says so.
+    let token = portal.issue_token(&PortalUser::jdoe());
+    tokens.push(token.clone());
+    portal.set_fault("community/self", Some(Fault::Http503));
+    let response = reqwest::Client::new()
+        .get(service.url("/userinfo"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    one_warning(
+        &mut service,
+        "portal down",
+        &["bearer token refused", "agol", "could not be asked"],
+    )
+    .await;
+    portal.set_fault("community/self", None);
+
+    // generateToken refused for a bearer caller.
+    let token = portal.issue_token(&PortalUser::jdoe());
+    tokens.push(token.clone());
+    portal.set_fault("generateToken", Some(Fault::Error498));
+    let response = reqwest::Client::new()
+        .post(service.url("/token"))
+        .bearer_auth(&token)
+        .form(&[("target", format!("{}/", portal.server_url()))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    one_warning(
+        &mut service,
+        "generateToken",
+        &["target token refused", "agol", "generateToken"],
+    )
+    .await;
+
+    let log = service.all();
+    for token in tokens {
+        assert!(!log.contains(&token), "a token or code is in the log");
+    }
+    assert!(!log.contains(CLIENT_SECRET));
+}
+
+async fn one_warning_or_none(service: &mut crate::refusal_logs::LoggedService) -> usize {
+    service.new_warnings().await.len()
+}
+
+fn query_value(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn one_refresh_of_the_portal_token_across_two_instances() {
+    let portal = FakePortal::start().await;
+    portal.set_token_ttl(1);
+    let op = crate::fake_op::FakeOp::start().await;
+    let target = format!("{}/portal-token/", portal.server_url());
+    let tail = format!(
+        "{}{}",
+        provider(&portal, "agol", CLIENT_ID, ""),
+        server_targets(&portal)
+    );
+    let (a, b) = crate::helpers::spawn_two_instances(&op, &tail).await;
+    logged_in(&a, &portal, "agol").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let requests = (0..8).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        post_token(app, &a.client, &target)
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let mut values = std::collections::HashSet::new();
+    for answer in answers {
+        assert_eq!(answer.status(), 200);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        values.insert(body["token"]["value"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(values.len(), 1, "every request got the one refreshed token");
+    let refreshes = portal
+        .forms("oauth2/token")
+        .iter()
+        .filter(|form| form.get("grant_type") == Some("refresh_token"))
+        .count();
+    assert_eq!(refreshes, 1);
+}
