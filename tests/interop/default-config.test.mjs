@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { after, before } from 'node:test';
 
 import { Browser, login, providerTokens } from './client.mjs';
-import { REPO, Stack, USERS, freePort, startOp, startService, testWithLogs } from './harness.mjs';
+import { REPO, Stack, USERS, freePort, startArcgis, startOp, startService, testWithLogs } from './harness.mjs';
 
 let stack;
 const it = testWithLogs(() => stack);
@@ -18,6 +18,7 @@ before(async () => {
   const op = await startOp({ serviceUrl, demoPort });
   const demo = `http://127.0.0.1:${demoPort}`;
   stack = new Stack(path.dirname(op.child.logFile), { op, demoOrigin: demo });
+  stack.add('arcgis', await startArcgis({ dir: stack.dir }));
   stack.add('service', await startService({
     dir: stack.dir,
     port: servicePort,
@@ -26,6 +27,8 @@ before(async () => {
       IDENTITY__SERVER__BIND: `127.0.0.1:${servicePort}`,
       IDENTITY__SERVER__PUBLIC_URL: serviceUrl,
       IDENTITY__PROVIDERS__LOCAL__ISSUER: op.issuer,
+      IDENTITY__PROVIDERS__ARCGIS__PORTAL_URL: stack.arcgis.portalUrl,
+      IDENTITY__TARGETS__1__URL: stack.arcgis.serverUrl,
       IDENTITY__REDIRECTS__ALLOWED_ORIGINS: JSON.stringify([demo]),
       IDENTITY__CORS__ALLOWED_ORIGINS: JSON.stringify([demo]),
     },
@@ -35,7 +38,7 @@ after(async () => { await stack?.stop(); });
 
 it('logs alice in with the shipped client secret, scopes and claim paths', async () => {
   const browser = new Browser();
-  await login(browser, stack.service, { ...USERS.alice, returnURL: `${stack.demoOrigin}/` });
+  await login(browser, stack.service, { ...USERS.alice, provider: 'local', returnURL: `${stack.demoOrigin}/` });
   const info = await browser.getJson(stack.service.url('/userinfo'), { headers: { origin: stack.demoOrigin } });
   assert.equal(info.headers.get('access-control-allow-origin'), stack.demoOrigin);
   assert.equal(info.body.name, 'alice');
@@ -44,7 +47,10 @@ it('logs alice in with the shipped client secret, scopes and claim paths', async
   assert.deepEqual(info.body.groups, USERS.alice.groups);
   assert.deepEqual(info.body.attributes, { email: USERS.alice.email });
   const meta = await browser.getJson(stack.service.url('/metadata'));
-  assert.deepEqual(meta.body.providers, [{ id: 'local', name: 'Local login', url: stack.op.issuer }]);
+  assert.deepEqual(meta.body.providers, [
+    { id: 'local', name: 'Local login', url: stack.op.issuer },
+    { id: 'arcgis', name: 'ArcGIS (stand-in)', url: stack.arcgis.portalUrl },
+  ]);
 });
 
 it('accepts the provider\'s access tokens as Bearer (accept_bearer, bearer_audience "identity")', async () => {

@@ -195,6 +195,32 @@ export async function startOp({ port, serviceUrl, demoPort = null, env = {}, dir
   };
 }
 
+/**
+ * Starts dev/arcgis/server.mjs (the ArcGIS portal and ArcGIS Server stand-in); resolves
+ * once its `info` answers. `portalUrl` is what a provider's `portal_url` names.
+ */
+export async function startArcgis({ port, dir = tempDir(), name = 'arcgis', env = {} } = {}) {
+  const arcgisPort = port ?? await freePort();
+  const base = `http://127.0.0.1:${arcgisPort}`;
+  const child = new Child(name, process.execPath, [path.join(REPO, 'dev', 'arcgis', 'server.mjs')], {
+    env: { ...process.env, ARCGIS_PORT: String(arcgisPort), ARCGIS_URL: base, ...env },
+    cwd: path.join(REPO, 'dev', 'arcgis'),
+    logFile: path.join(dir, `${name}.log`),
+  });
+  await waitFor(`${name} (dev/arcgis)`, child, async (signal) => {
+    const res = await fetch(`${base}/sharing/rest/info?f=json`, { signal });
+    return res.status === 200 || `info ${res.status}`;
+  }, 10000);
+  return {
+    name,
+    base,
+    portalUrl: `${base}/sharing/rest`,
+    serverUrl: `${base}/server/rest/services/`,
+    child,
+    stop: () => child.stop(),
+  };
+}
+
 const toml = (value) => JSON.stringify(value);
 
 /**
