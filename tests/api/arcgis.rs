@@ -491,8 +491,12 @@ async fn a_generate_token_error_is_token_unavailable() {
     )
     .await;
     portal.set_fault("generateToken", None);
-    // An ESRI bearer caller gets a server token too.
+    // An ESRI bearer caller sees the targets and gets a server token too.
     let token = portal.issue_token(&PortalUser::jdoe());
+    let targets = bearer(&app, "/token-targets", &token).await;
+    assert_eq!(targets.status(), 200);
+    let targets: serde_json::Value = targets.json().await.unwrap();
+    assert_eq!(targets["targets"][0], target.as_str(), "{targets}");
     let response = reqwest::Client::new()
         .post(app.url("/token"))
         .bearer_auth(&token)
