@@ -1,6 +1,6 @@
 //! Every error the API answers with: one variant per SPEC code, declared once with its
 //! status, rendered as `{"error": CODE, "errorMessage": text}` (or as the HTML error page
-//! for browsers, see [`crate::pages`]). Causes go to the logs, never into the body.
+//! for browsers, which the `pages` module renders). Causes go to the logs, never into the body.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};

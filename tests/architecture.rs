@@ -1,7 +1,8 @@
 //! Guards the module rules of ARCHITECTURE.md: every top-level module of `src/` has a
 //! layer, and a module may only name (`crate::…`) modules of lower layers. That forbids
 //! the web layer arrows (`oidc/` naming `routes`, `targets/` naming `state`, …) and any
-//! cycle between top-level modules; a separate search reports cycles by name.
+//! cycle between top-level modules; a separate search reports cycles by name, between
+//! top-level modules and between the files of `src/` (a file and its `mod.rs` aside).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -175,6 +176,101 @@ fn cycle(graph: &Graph) -> Option<Vec<String>> {
         .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
 }
 
+/// A file's node: its path under `src/` without `.rs` (and without `/mod`).
+fn file_node(path: &str) -> String {
+    let node = path.trim_end_matches(".rs");
+    node.strip_suffix("/mod").unwrap_or(node).to_owned()
+}
+
+/// The paths (as segment lists from `base`) that `code` names after `prefix`
+/// (`crate::` or `super::`), groups (`{a::b, c}`) split into their items.
+fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
+    let segments = |text: &str| -> Vec<String> {
+        let mut segments = Vec::new();
+        let mut rest = text;
+        loop {
+            let name = identifier(rest);
+            if name.is_empty() {
+                break;
+            }
+            rest = rest.get(name.len()..).unwrap_or_default();
+            segments.push(name);
+            match rest.strip_prefix("::") {
+                Some(more) => rest = more,
+                None => break,
+            }
+        }
+        segments
+    };
+    let mut found = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find(prefix) {
+        rest = rest.get(at + prefix.len()..).unwrap_or_default();
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let end = group.find('}').unwrap_or(group.len());
+                for item in group.get(..end).unwrap_or_default().split(',') {
+                    found.push(segments(item.trim()));
+                }
+            }
+            None => found.push(segments(rest)),
+        }
+    }
+    found
+}
+
+/// File → the files of `src/` it names (through `crate::…` and `super::…`, resolved to the
+/// longest prefix that is a file), leaving out a file's own ancestors and descendants
+/// (`mod.rs` declares and re-exports its children).
+fn file_graph(files: &BTreeMap<String, String>) -> Graph {
+    let nodes: BTreeSet<String> = files.keys().map(|path| file_node(path)).collect();
+    let related = |a: &str, b: &str| {
+        a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
+    };
+    let resolve = |base: &str, segments: &[String]| -> Option<String> {
+        let mut best = None;
+        let mut node = base.to_owned();
+        for segment in segments {
+            if !node.is_empty() {
+                node.push('/');
+            }
+            node.push_str(segment);
+            if nodes.contains(&node) {
+                best = Some(node.clone());
+            }
+        }
+        best
+    };
+    let mut graph = Graph::new();
+    for (path, source) in files {
+        if path == "lib.rs" || path == "main.rs" {
+            continue;
+        }
+        let node = file_node(path);
+        let code: String = source
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parent = node.rsplit_once('/').map_or("", |(parent, _)| parent);
+        let named = graph.entry(node.clone()).or_default();
+        let targets = paths_after(&code, "crate::")
+            .into_iter()
+            .filter_map(|segments| resolve("", &segments))
+            .chain(
+                paths_after(&code, "super::")
+                    .into_iter()
+                    .filter_map(|segments| resolve(parent, &segments)),
+            );
+        for target in targets {
+            if !related(&node, &target) {
+                named.insert(target);
+            }
+        }
+    }
+    graph
+}
+
 fn read_sources(
     dir: &Path,
     base: &Path,
@@ -210,6 +306,54 @@ fn every_import_in_src_points_to_a_lower_layer() {
 fn no_cycle_between_top_level_modules_of_src() {
     let graph = graph(&source_tree().unwrap());
     assert_eq!(cycle(&graph), None);
+}
+
+#[test]
+fn no_cycle_between_files_of_src() {
+    let graph = file_graph(&source_tree().unwrap());
+    assert_eq!(cycle(&graph), None);
+}
+
+#[test]
+fn a_cycle_between_files_of_one_module_is_named() {
+    let mut files = BTreeMap::new();
+    files.insert(
+        "targets/mod.rs".to_owned(),
+        "mod issue;\nmod jwt;\npub use issue::TokenDeps;\n".to_owned(),
+    );
+    files.insert(
+        "targets/issue.rs".to_owned(),
+        "use super::{cache::Slot, jwt};\nuse super::Target;\n".to_owned(),
+    );
+    files.insert(
+        "targets/jwt.rs".to_owned(),
+        "use super::issue::TokenDeps;\n".to_owned(),
+    );
+    files.insert("targets/cache.rs".to_owned(), String::new());
+    files.insert(
+        "oidc/flow.rs".to_owned(),
+        "use crate::targets::jwt::sign;\n".to_owned(),
+    );
+    let graph = file_graph(&files);
+    assert_eq!(
+        cycle(&graph),
+        Some(vec![
+            "targets/jwt".to_owned(),
+            "targets/issue".to_owned(),
+            "targets/jwt".to_owned()
+        ])
+    );
+    assert_eq!(
+        graph.get("oidc/flow"),
+        Some(&BTreeSet::from(["targets/jwt".to_owned()]))
+    );
+    assert_eq!(
+        graph.get("targets/issue"),
+        Some(&BTreeSet::from([
+            "targets/cache".to_owned(),
+            "targets/jwt".to_owned()
+        ]))
+    );
 }
 
 #[test]

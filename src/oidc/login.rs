@@ -5,7 +5,7 @@
 //! the profile, and a new session that replaces any older one.
 
 use super::ProviderRegistry;
-use super::{claims, flow};
+use super::{claims, flow, seam};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::error::{ApiError, printable};
 use crate::redirect::{RedirectPolicy, ReturnUrl};
@@ -100,7 +100,7 @@ pub async fn complete_login(
     let code = callback
         .code
         .ok_or_else(|| refused("code", Some(id), "the callback carries no code"))?;
-    let outcome = flow::finish_login(provider, deps.http, &pending, code)
+    let outcome = seam::finish_login(provider, deps.http, &pending, code)
         .await
         .inspect_err(|error| {
             // Other errors (store, internal) are logged where they are made.

@@ -1,6 +1,7 @@
 //! OpenID Connect: providers (discovery, keys), the code flow, claim mapping and client
 //! authentication.
 
+pub mod authorize_url;
 pub mod backchannel;
 pub mod bearer;
 pub mod claims;
@@ -16,6 +17,7 @@ pub mod provider;
 pub mod refresh;
 pub mod registry;
 pub mod revoke;
+pub mod seam;
 pub mod session_list;
 pub mod token_endpoint;
 

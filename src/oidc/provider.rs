@@ -22,8 +22,8 @@ use openidconnect::{
 use serde::Deserialize;
 use url::Url;
 
+use super::authorize_url::AuthorizeUrlBase;
 use super::client_auth::ClientKey;
-use super::flow::AuthorizeUrlBase;
 use crate::arcgis::Portal;
 use crate::config::{ClientAuth, ProviderConfig};
 use crate::error::ApiError;

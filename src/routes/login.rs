@@ -7,7 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::clock::unix_now;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Params;
-use crate::oidc::flow::{self, LoginHints};
+use crate::oidc::flow::LoginHints;
+use crate::oidc::seam;
 use crate::pages::ProviderChoice;
 use crate::redirect::ReturnUrl;
 use crate::state::AppState;
@@ -53,7 +54,7 @@ async fn login(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, 
             .pages
             .choose_provider(&choices(state, raw_return_url, &hints)));
     };
-    let start = flow::start_login(provider, &state.http, return_url, &hints).await?;
+    let start = seam::start_login(provider, &state.http, return_url, &hints).await?;
     // SPEC 7: nothing is stored; the pending login travels sealed in the browser, under a
     // key that only the browser's secret gives (the state is a hash of it).
     let sealed =

@@ -2,7 +2,7 @@
 //! first when needed) or the bearer token it came with. Never cached here: the session
 //! holds it already.
 
-use super::issue::{IssuedToken, TokenDeps};
+use super::deps::{IssuedToken, TokenDeps};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::oidc::refresh;

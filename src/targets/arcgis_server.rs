@@ -8,7 +8,7 @@
 use super::Target;
 use super::access_token::user_access_token;
 use super::cache::CachedToken;
-use super::issue::TokenDeps;
+use super::deps::TokenDeps;
 use crate::caller::Caller;
 use crate::clock::unix_now;
 use crate::error::ApiError;

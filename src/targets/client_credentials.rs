@@ -6,7 +6,7 @@ use url::Url;
 
 use super::Target;
 use super::cache::CachedToken;
-use super::issue::TokenDeps;
+use super::deps::TokenDeps;
 use super::upstream::{push_optional, upstream};
 use crate::config::ClientAuth;
 use crate::error::ApiError;

@@ -4,7 +4,7 @@
 use super::Target;
 use super::access_token::user_access_token;
 use super::cache::CachedToken;
-use super::issue::TokenDeps;
+use super::deps::TokenDeps;
 use super::upstream::{push_optional, upstream};
 use crate::caller::Caller;
 use crate::error::ApiError;

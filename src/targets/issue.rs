@@ -6,67 +6,16 @@ use std::time::Duration;
 
 use super::Target;
 use super::cache::{CacheSlot, CachedToken, Prefetched, SlotOwner, TokenCache};
-use super::signing::Signer;
+pub use super::deps::{IssuedToken, TokenDeps};
 use super::{access_token, arcgis_server, client_credentials, exchange, jwt, password};
 use crate::caller::Caller;
 use crate::clock::unix_now;
 use crate::config::Strategy;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
-use crate::oidc::ProviderRegistry;
-use crate::oidc::refresh::RefreshDeps;
 use crate::session::SessionTicket;
-use crate::single_flight::SingleFlight;
 
 /// How long a service token's refresh token is kept beyond the access token.
 const REFRESH_TOKEN_KEEP: Duration = Duration::from_secs(3600);
-
-/// What issuing a token needs: the cache, the lock, upstream access and our own key.
-pub struct TokenDeps<'a> {
-    /// Cached target tokens.
-    pub token_cache: &'a TokenCache,
-    /// Once-at-a-time upstream calls.
-    pub flights: &'a SingleFlight,
-    /// The upstream HTTP client.
-    pub http: &'a reqwest::Client,
-    /// Providers (token exchange happens at the caller's provider).
-    pub providers: &'a ProviderRegistry,
-    /// Our key for `jwt` targets.
-    pub signer: &'a Signer,
-    /// Our issuer name for `jwt` targets (the public URL without a trailing slash).
-    pub issuer: &'a str,
-    /// Upstream latency metrics.
-    pub metrics: &'a Metrics,
-    /// Refreshing the session's own access token.
-    pub refresh: RefreshDeps<'a>,
-}
-
-/// A token handed to the caller.
-pub struct IssuedToken {
-    /// The token.
-    pub value: String,
-    /// Unix seconds of expiry.
-    pub expires_at: i64,
-}
-
-impl std::fmt::Debug for IssuedToken {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("IssuedToken")
-            .field("value", &"***")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
-impl From<CachedToken> for IssuedToken {
-    fn from(token: CachedToken) -> Self {
-        Self {
-            value: token.value,
-            expires_at: token.expires_at,
-        }
-    }
-}
 
 /// The token `caller` gets for `target`.
 pub async fn issue_token(

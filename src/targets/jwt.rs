@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Target;
 use super::cache::CachedToken;
-use super::issue::TokenDeps;
+use super::deps::TokenDeps;
 use crate::caller::Caller;
 use crate::clock::unix_now;
 use crate::crypto;

@@ -6,6 +6,7 @@ mod access_token;
 mod arcgis_server;
 mod cache;
 mod client_credentials;
+mod deps;
 mod exchange;
 mod issue;
 mod jwt;

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::Target;
 use super::cache::CachedToken;
-use super::issue::TokenDeps;
+use super::deps::TokenDeps;
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::oidc::jwt::jwt_payload;

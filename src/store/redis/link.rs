@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{
-    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult,
-    ScriptInvocation, ServerErrorKind, Value,
+    Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ScriptInvocation, ServerErrorKind,
+    Value,
 };
 use tokio::sync::Notify;
 use tokio::time::{Instant, timeout};
 
+use super::conn::Conn;
 use super::sentinel::Sentinel;
 use super::{
     CALL_DEADLINE, PROBE_MAX, PROBE_MIN, SENTINEL_REFRESH_TICKS, WATCH_INTERVAL, describe,
@@ -211,50 +212,6 @@ impl Health {
         let since = Duration::from_millis(self.down_since_ms.load(Ordering::Relaxed));
         let down_for = self.epoch.elapsed().saturating_sub(since);
         tracing::info!(kind = self.kind, ?down_for, "redis store reachable again");
-    }
-}
-
-/// One connection handle, for one call.
-pub(super) enum Conn {
-    Manager(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl Conn {
-    async fn send(&mut self, cmd: &Cmd) -> RedisResult<Value> {
-        match self {
-            // Direct call: no boxed future on the hot path.
-            Self::Manager(manager) => manager.send_packed_command(cmd).await,
-            Self::Cluster(cluster) => cluster.req_packed_command(cmd).await,
-        }
-    }
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Manager(manager) => manager.req_packed_command(cmd),
-            Self::Cluster(cluster) => cluster.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Manager(manager) => manager.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(cluster) => cluster.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Manager(manager) => manager.get_db(),
-            Self::Cluster(cluster) => cluster.get_db(),
-        }
     }
 }
 

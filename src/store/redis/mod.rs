@@ -11,6 +11,7 @@
 //! 500 ms, until a ping answers. The hot path (`get`) is one atomic load and one
 //! command on the shared connection: no lock, no extra round trip.
 
+mod conn;
 mod link;
 mod sentinel;
 mod url;

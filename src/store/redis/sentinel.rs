@@ -9,7 +9,7 @@ use redis::sentinel::SentinelClient;
 use redis::{ErrorKind, RedisError, RedisResult};
 use tokio::time::timeout;
 
-use super::link::Conn;
+use super::conn::Conn;
 use super::{SENTINEL_LOOKUP_TIMEOUT, describe, manager_config};
 
 /// Sentinel mode: the master the sentinels name, and the connection to it.
