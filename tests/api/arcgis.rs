@@ -276,12 +276,19 @@ async fn a_portal_that_does_not_answer_the_revocation_does_not_hold_up_the_logou
     let started = std::time::Instant::now();
     let response = app.get("/logout").await;
     assert_eq!(response.status(), 200);
+    // Waiting for the revocation would take its whole 2 s deadline.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_millis(1900),
         "{:?}",
         started.elapsed()
     );
     assert_eq!(app.userinfo().await["authenticated"], false);
+    for _ in 0..100 {
+        if portal.calls("oauth2/revokeToken") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(portal.calls("oauth2/revokeToken"), 1);
 }
 
