@@ -208,12 +208,16 @@ fn shipped(name: &str) -> PathBuf {
 fn the_shipped_default_file_loads() {
     let c = load(Some(&shipped("default.toml")), no_env()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.session.store, StoreKind::Memory);
-    assert_eq!(c.providers.len(), 1);
+    assert_eq!(c.providers.len(), 2);
     assert_eq!(c.providers[0].id, "local");
+    // The ArcGIS portal stand-in (dev/arcgis).
+    assert_eq!(c.providers[1].id, "arcgis");
+    assert!(c.providers[1].arcgis.is_some());
     assert_eq!(c.redirects.allowed_origins.len(), 2);
-    // The demo's echo API, served through the API proxy.
-    assert_eq!(c.targets.len(), 1);
+    // The demo's echo API and the ArcGIS Server stand-in, served through the API proxy.
+    assert_eq!(c.targets.len(), 2);
     assert_eq!(c.targets[0].proxy_path.as_deref(), Some("/api/echo"));
+    assert_eq!(c.targets[1].proxy_path.as_deref(), Some("/api/gis"));
 }
 
 #[test]
