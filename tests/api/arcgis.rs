@@ -636,7 +636,7 @@ async fn every_portal_refusal_logs_one_warn_line_naming_its_check_and_no_token()
     one_warning(
         &mut service,
         "portal down",
-        &["bearer token refused", "agol", "could not be asked"],
+        &["bearer token not checked", "agol", "could not be asked"],
     )
     .await;
     portal.set_fault("community/self", None);
