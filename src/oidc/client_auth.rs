@@ -6,6 +6,7 @@ use std::path::Path;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
+use crate::config::ClientKeyAlg;
 use crate::crypto;
 use crate::error::{ApiError, InternalError};
 
@@ -35,14 +36,23 @@ pub enum KeyFileError {
         source: std::io::Error,
     },
     /// The file holds no usable private key.
-    #[error("{path} holds no RSA or EC P-256 private key")]
+    #[error("{path} holds no RSA, EC P-256 or Ed25519 private key")]
     NoKey {
         /// The file.
         path: String,
     },
+    /// The key does not fit `private_key_alg`.
+    #[error("{path} holds no key for private_key_alg {algorithm:?}")]
+    WrongKind {
+        /// The file.
+        path: String,
+        /// The configured algorithm.
+        algorithm: ClientKeyAlg,
+    },
 }
 
-/// A client key loaded from a PEM file (RSA → RS256, EC P-256 → ES256).
+/// A client key loaded from a PEM file (RSA → RS256, EC P-256 → ES256, Ed25519 → EdDSA,
+/// unless `private_key_alg` says PS256 for an RSA key).
 #[derive(Clone)]
 pub struct ClientKey {
     key: EncodingKey,
@@ -52,24 +62,59 @@ pub struct ClientKey {
 impl ClientKey {
     /// Reads a PKCS#8 or PKCS#1/SEC1 PEM private key.
     pub fn from_pem_file(path: &Path) -> Result<Self, KeyFileError> {
+        Self::from_pem_file_for(path, None, false)
+    }
+
+    /// Reads a PEM private key for `algorithm` (absent: the key's usual one; an RSA key
+    /// signs PS256 when `rsa_pss` is set, as FAPI 2.0 requires).
+    pub fn from_pem_file_for(
+        path: &Path,
+        algorithm: Option<ClientKeyAlg>,
+        rsa_pss: bool,
+    ) -> Result<Self, KeyFileError> {
+        let name = || path.display().to_string();
         let pem = std::fs::read(path).map_err(|source| KeyFileError::Read {
-            path: path.display().to_string(),
+            path: name(),
             source,
         })?;
-        if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
-            return Ok(Self {
-                key,
-                algorithm: Algorithm::RS256,
-            });
-        }
-        EncodingKey::from_ec_pem(&pem)
-            .map(|key| Self {
-                key,
-                algorithm: Algorithm::ES256,
-            })
-            .map_err(|_| KeyFileError::NoKey {
-                path: path.display().to_string(),
-            })
+        let (key, usual) = if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
+            let usual = if rsa_pss {
+                Algorithm::PS256
+            } else {
+                Algorithm::RS256
+            };
+            (key, usual)
+        } else if let Ok(key) = EncodingKey::from_ec_pem(&pem) {
+            (key, Algorithm::ES256)
+        } else if let Ok(key) = EncodingKey::from_ed_pem(&pem) {
+            (key, Algorithm::EdDSA)
+        } else {
+            return Err(KeyFileError::NoKey { path: name() });
+        };
+        let algorithm = match algorithm {
+            None => usual,
+            Some(wanted) => {
+                let algorithm = match wanted {
+                    ClientKeyAlg::PS256 => Algorithm::PS256,
+                    ClientKeyAlg::RS256 => Algorithm::RS256,
+                    ClientKeyAlg::ES256 => Algorithm::ES256,
+                    ClientKeyAlg::EdDSA => Algorithm::EdDSA,
+                };
+                if key.family() != algorithm.family() {
+                    return Err(KeyFileError::WrongKind {
+                        path: name(),
+                        algorithm: wanted,
+                    });
+                }
+                algorithm
+            }
+        };
+        Ok(Self { key, algorithm })
+    }
+
+    /// The algorithm assertions are signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 
     /// A fresh assertion for `client_id` at `token_url`, valid for one minute.

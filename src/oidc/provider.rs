@@ -145,7 +145,11 @@ impl Provider {
     /// configured client key cannot be read.
     pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl) -> Result<Self, KeyFileError> {
         let client_key = match &config.client_auth {
-            ClientAuth::PrivateKeyJwt { key_file } => Some(ClientKey::from_pem_file(key_file)?),
+            ClientAuth::PrivateKeyJwt { key_file } => Some(ClientKey::from_pem_file_for(
+                key_file,
+                config.private_key_alg,
+                config.profile == crate::config::Profile::Fapi2,
+            )?),
             _ => None,
         };
         Ok(Self {
