@@ -57,6 +57,8 @@ pub enum KeyFileError {
 pub struct ClientKey {
     key: EncodingKey,
     algorithm: Algorithm,
+    /// The `aud` of every assertion, when not the endpoint's URL (FAPI 2.0: the issuer).
+    audience: Option<String>,
 }
 
 impl ClientKey {
@@ -109,7 +111,17 @@ impl ClientKey {
                 algorithm
             }
         };
-        Ok(Self { key, algorithm })
+        Ok(Self {
+            key,
+            algorithm,
+            audience: None,
+        })
+    }
+
+    /// This key with `audience` as every assertion's `aud` instead of the endpoint's URL.
+    pub fn with_audience(mut self, audience: String) -> Self {
+        self.audience = Some(audience);
+        self
     }
 
     /// The algorithm assertions are signed with.
@@ -117,13 +129,14 @@ impl ClientKey {
         self.algorithm
     }
 
-    /// A fresh assertion for `client_id` at `token_url`, valid for one minute.
+    /// A fresh assertion for `client_id` at `token_url` (or for the audience set with
+    /// [`ClientKey::with_audience`]), valid for one minute.
     pub fn assertion(&self, client_id: &str, token_url: &str) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = AssertionClaims {
             iss: client_id,
             sub: client_id,
-            aud: token_url,
+            aud: self.audience.as_deref().unwrap_or(token_url),
             jti: crypto::random_token::<16>()?,
             iat: now,
             exp: now + 60,

@@ -19,10 +19,10 @@ use url::Url;
 use super::client_auth::JWT_BEARER_ASSERTION;
 use super::jwt::jwt_payload;
 use super::provider::{Discovered, Provider};
-use super::token_endpoint::expiry_after;
+use super::token_endpoint::{TokenClient, authenticated_post, expiry_after};
 use crate::clock::unix_now;
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, printable};
 use crate::redirect::ReturnUrl;
 use crate::session::{LOGIN_SECRET_LEN, LoginSecret, ProviderTokens};
 
@@ -199,6 +199,111 @@ pub fn begin_login(
         },
         seal_nonce,
     })
+}
+
+/// How long the provider's PAR endpoint may take.
+const PAR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The parameters of an authorization request we push (RFC 9126 section 2.1); the
+/// authorization endpoint's own query parameters stay on the browser's URL.
+const PUSHED_PARAMETERS: [&str; 10] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "code_challenge_method",
+    "state",
+    "nonce",
+    "code_challenge",
+    "prompt",
+    "login_hint",
+];
+
+#[derive(Deserialize)]
+struct PushedRequest {
+    request_uri: String,
+}
+
+#[derive(Deserialize)]
+struct PushError {
+    error: String,
+}
+
+/// RFC 9126: when the provider's logins are pushed, POSTs `start`'s authorization
+/// parameters with client authentication to the PAR endpoint and points the browser at
+/// the authorization endpoint with only `client_id` and the returned `request_uri`.
+/// Else `start` as it is. A failed push is one WARN line: `PROVIDER_UNAVAILABLE` when the
+/// endpoint cannot be reached or fails (5xx), `LOGIN_FAILED` when it refuses (4xx).
+pub async fn push_authorization_request(
+    provider: &Provider,
+    discovered: &Discovered,
+    http: &reqwest::Client,
+    mut start: LoginStart,
+) -> Result<LoginStart, ApiError> {
+    if !discovered.push_requests {
+        return Ok(start);
+    }
+    let id = provider.id();
+    let unavailable = |reason: &str| {
+        tracing::warn!(check = "pushed authorization request", provider = %id, reason, "login refused");
+        ApiError::ProviderUnavailable(id.to_owned())
+    };
+    let endpoint = discovered
+        .par_endpoint
+        .as_ref()
+        .ok_or_else(|| unavailable("no pushed_authorization_request_endpoint"))?;
+    let full = Url::parse(&start.authorize_url)
+        .map_err(|_| unavailable("the authorization URL is not a URL"))?;
+    // `authenticated_post` adds `client_id` itself for every method but HTTP Basic.
+    let basic = matches!(
+        provider.config.client_auth,
+        crate::config::ClientAuth::ClientSecretBasic { .. }
+    );
+    let form: Vec<(&'static str, String)> = full
+        .query_pairs()
+        .filter_map(|(name, value)| {
+            let name = PUSHED_PARAMETERS.iter().find(|known| **known == name)?;
+            (basic || *name != "client_id").then(|| (*name, value.into_owned()))
+        })
+        .collect();
+    let client = TokenClient {
+        client_id: &provider.config.client_id,
+        auth: &provider.config.client_auth,
+        key: provider.client_key.as_ref(),
+    };
+    let request = authenticated_post(http, endpoint, &client, form)
+        .map_err(|_| unavailable("the client assertion could not be signed"))?;
+    let response = request
+        .timeout(PAR_TIMEOUT)
+        .send()
+        .await
+        .map_err(|_| unavailable("the PAR endpoint could not be reached"))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|_| unavailable("the PAR endpoint's answer broke off"))?;
+    if status.is_server_error() {
+        return Err(unavailable(&format!("the PAR endpoint answered {status}")));
+    }
+    if !status.is_success() {
+        let error = serde_json::from_slice::<PushError>(&body)
+            .map(|answer| printable(&answer.error))
+            .unwrap_or_else(|_| "unknown".to_owned());
+        tracing::warn!(check = "pushed authorization request", provider = %id, %status, %error, "login refused");
+        return Err(ApiError::login_failed(format!(
+            "the provider refused the authorization request ({error})"
+        )));
+    }
+    let pushed = serde_json::from_slice::<PushedRequest>(&body)
+        .map_err(|_| unavailable("the PAR endpoint's answer has no request_uri"))?;
+    let mut url = discovered.authorization_endpoint.clone();
+    url.set_fragment(None);
+    url.query_pairs_mut()
+        .append_pair("client_id", &provider.config.client_id)
+        .append_pair("request_uri", &pushed.request_uri);
+    start.authorize_url = url.into();
+    Ok(start)
 }
 
 /// Exchanges `code`, verifies the ID token and gathers the user's claims.

@@ -24,7 +24,7 @@ use url::Url;
 
 use super::client_auth::ClientKey;
 use super::flow::AuthorizeUrlBase;
-use crate::config::{ClientAuth, ProviderConfig};
+use crate::config::{ClientAuth, ParMode, Profile, ProviderConfig};
 use crate::error::ApiError;
 
 /// The openidconnect client type we build from discovery (auth URL set, token and
@@ -84,6 +84,15 @@ pub struct Discovered {
     /// (`id_token_signed_response_alg`, or chosen from discovery); see
     /// [`super::jwt::id_token_algorithm`].
     pub id_token_algorithm: Algorithm,
+    /// The authorization endpoint (the browser goes there, with PAR only with
+    /// `client_id` and `request_uri`).
+    pub authorization_endpoint: Url,
+    /// RFC 9126 `pushed_authorization_request_endpoint`.
+    pub par_endpoint: Option<Url>,
+    /// Whether logins push their authorization requests (`par` with what discovery says).
+    pub push_requests: bool,
+    /// RFC 9449 `dpop_signing_alg_values_supported` (empty: not advertised).
+    pub dpop_algorithms: Vec<String>,
     /// The discovery document as fetched, to tell whether a check found it changed.
     document: Vec<u8>,
 }
@@ -105,6 +114,13 @@ struct ExtraMetadata {
     revocation_endpoint: Option<Url>,
     #[serde(default)]
     id_token_signing_alg_values_supported: Vec<String>,
+    authorization_endpoint: Url,
+    #[serde(default)]
+    pushed_authorization_request_endpoint: Option<Url>,
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
+    #[serde(default)]
+    dpop_signing_alg_values_supported: Vec<String>,
 }
 
 /// When the provider last answered a check, and when one last failed.
@@ -145,11 +161,15 @@ impl Provider {
     /// configured client key cannot be read.
     pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl) -> Result<Self, KeyFileError> {
         let client_key = match &config.client_auth {
-            ClientAuth::PrivateKeyJwt { key_file } => Some(ClientKey::from_pem_file_for(
-                key_file,
-                config.private_key_alg,
-                config.profile == crate::config::Profile::Fapi2,
-            )?),
+            ClientAuth::PrivateKeyJwt { key_file } => {
+                let fapi2 = config.profile == Profile::Fapi2;
+                let key = ClientKey::from_pem_file_for(key_file, config.private_key_alg, fapi2)?;
+                // FAPI 2.0 Security Profile 5.3.2.1: the assertion's audience is the issuer.
+                Some(match fapi2 {
+                    true => key.with_audience(trim_root_slash(&config.issuer)),
+                    false => key,
+                })
+            }
             _ => None,
         };
         Ok(Self {
@@ -386,6 +406,7 @@ impl Provider {
                 extra.issuer
             ));
         }
+        let push_requests = self.high_assurance_ready(&extra)?;
         let metadata: CoreProviderMetadata = serde_json::from_slice(&document)
             .map_err(|error| format!("discovery document is invalid: {error}"))?;
         let keys = get_bytes(http, extra.jwks_uri.as_str()).await?;
@@ -432,8 +453,36 @@ impl Provider {
                 self.config.id_token_signed_response_alg,
                 &extra.id_token_signing_alg_values_supported,
             )?,
+            authorization_endpoint: extra.authorization_endpoint,
+            par_endpoint: extra.pushed_authorization_request_endpoint,
+            push_requests,
+            dpop_algorithms: extra.dpop_signing_alg_values_supported,
             document,
         })
+    }
+
+    /// SPEC 12: whether logins push their requests, or why discovery lacks what `par`,
+    /// `dpop` and `profile = "fapi2"` need (the provider is then not ready and its logins
+    /// answer 502).
+    fn high_assurance_ready(&self, extra: &ExtraMetadata) -> Result<bool, String> {
+        let push = match self.config.par {
+            ParMode::Always => true,
+            ParMode::Never => false,
+            // RFC 9126 section 5.
+            ParMode::Auto => extra.require_pushed_authorization_requests,
+        };
+        if push && extra.pushed_authorization_request_endpoint.is_none() {
+            return Err(
+                "discovery names no pushed_authorization_request_endpoint (PAR is required)"
+                    .to_owned(),
+            );
+        }
+        if (self.config.dpop || self.config.profile == Profile::Fapi2)
+            && extra.token_endpoint.is_none()
+        {
+            return Err("discovery names no token_endpoint (DPoP and FAPI 2.0 need it)".to_owned());
+        }
+        Ok(push)
     }
 }
 

@@ -495,3 +495,77 @@ async fn an_unanswered_introspection_logs_one_warn_line_naming_the_provider_and_
     .await;
     assert!(!service.all().contains(token), "{}", service.all());
 }
+
+#[tokio::test]
+async fn a_refused_or_failed_pushed_authorization_request_logs_one_warn_line() {
+    let op = FakeOp::start().await;
+    let mut service = LoggedService::start(
+        &op,
+        AppOptions {
+            store: "memory",
+            provider_extra: "par = \"always\"".to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    service.new_warnings().await;
+    let login = service.url(&format!("/login?returnURL={}", urlencode(APP_URL)));
+    op.fail_par_endpoint(Some((400, "invalid_request")));
+    assert_eq!(reqwest::get(&login).await.unwrap().status(), 400);
+    one_warning(
+        &mut service,
+        "PAR refused",
+        &["pushed authorization request", "local", "invalid_request"],
+    )
+    .await;
+    op.fail_par_endpoint(Some((500, "server_error")));
+    assert_eq!(reqwest::get(&login).await.unwrap().status(), 502);
+    one_warning(
+        &mut service,
+        "PAR failed",
+        &["pushed authorization request", "local", "500"],
+    )
+    .await;
+    assert!(!service.all().contains("identity-secret"));
+    // `par = "always"` and no PAR endpoint: not ready, the log names the missing endpoint.
+    let op = FakeOp::start().await;
+    op.hide_par_endpoint(true);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let options = AppOptions {
+        store: "memory",
+        provider_extra: "par = \"always\"".to_owned(),
+        ..AppOptions::default()
+    };
+    let config = temp_file("toml", &config_text(&op, port, &options));
+    let log = temp_file("log", "");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_identity-service"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("provider check failed") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let warning = text
+        .lines()
+        .find(|line| line.contains(" WARN ") && line.contains("provider check failed"))
+        .unwrap_or_else(|| panic!("no check warning in {text}"));
+    assert!(
+        warning.contains("pushed_authorization_request_endpoint"),
+        "{warning}"
+    );
+}

@@ -37,6 +37,7 @@ mod grants;
 mod http;
 mod keys;
 mod minting;
+mod par;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -262,6 +263,7 @@ struct State {
     revocations: Vec<(String, ClientAuthMethod)>,
     revocation_delay: Option<Duration>,
     revocation_failure: Option<u16>,
+    par: par::ParState,
 }
 
 struct Inner {
@@ -365,6 +367,7 @@ impl FakeOp {
             revocation_failure: None,
             last_end_session: None,
             last_sid: None,
+            par: par::ParState::default(),
         };
         let inner = Arc::new(Inner {
             issuer,
