@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::client_auth::JWT_BEARER_ASSERTION;
+use super::dpop::{self, DpopKey, Prover, is_dpop_token_type, send_for_openidconnect};
 use super::jwt::jwt_payload;
 use super::provider::{Discovered, Provider};
 use super::token_endpoint::{TokenClient, authenticated_post, expiry_after};
@@ -317,7 +318,26 @@ pub async fn finish_login(
         .discovered(http)
         .await
         .map_err(|_| ApiError::login_upstream_failed("the identity provider is unavailable"))?;
-    let response = exchange_code(provider, &discovered, http, pending, code).await?;
+    // RFC 9449: the session's key is made now, before the code exchange binds the tokens.
+    let dpop_key = match provider.config.dpop {
+        true => Some(DpopKey::generate().map_err(|_| crypto::CryptoError)?),
+        false => None,
+    };
+    let response = exchange_code(
+        provider,
+        &discovered,
+        http,
+        pending,
+        code,
+        dpop_key.as_ref(),
+    )
+    .await?;
+    // RFC 9449 section 5: a token not bound to our key would be a bearer token after all.
+    if dpop_key.is_some() && !is_dpop_token_type(response.token_type().as_ref()) {
+        return Err(ApiError::login_failed(
+            "the provider issued a token that is not DPoP-bound (token_type)",
+        ));
+    }
     let id_token = response
         .id_token()
         .ok_or_else(|| ApiError::login_failed("the provider sent no ID token"))?;
@@ -374,7 +394,12 @@ pub async fn finish_login(
     if provider.config.use_userinfo_endpoint
         && let Some(endpoint) = &discovered.userinfo_endpoint
     {
-        merge_userinfo(http, endpoint, &access_token, &subject, &mut claims).await?;
+        let prover = dpop_key.as_ref().map(|key| Prover {
+            key,
+            nonce: &provider.dpop_nonce,
+            access_token: Some(&access_token),
+        });
+        merge_userinfo(http, endpoint, &access_token, prover, &subject, &mut claims).await?;
     }
     Ok(LoginOutcome {
         subject,
@@ -388,6 +413,7 @@ pub async fn finish_login(
                 .expires_in()
                 .and_then(|lifetime| expiry_after(unix_now(), lifetime.as_secs_f64())),
             refresh_token: response.refresh_token().map(|token| token.secret().clone()),
+            dpop_key: dpop_key.map(|key| key.stored().to_owned()),
         },
     })
 }
@@ -398,6 +424,7 @@ async fn exchange_code(
     http: &reqwest::Client,
     pending: &PendingLogin,
     code: &str,
+    dpop_key: Option<&DpopKey>,
 ) -> Result<openidconnect::core::CoreTokenResponse, ApiError> {
     let mut request = discovered
         .client
@@ -414,7 +441,19 @@ async fn exchange_code(
                 key.assertion(&provider.config.client_id, token_url.as_str())?,
             );
     }
-    request.request_async(http).await.map_err(|error| match error {
+    let answer = match dpop_key {
+        None => request.request_async(http).await,
+        Some(key) => {
+            let prover = Prover {
+                key,
+                nonce: &provider.dpop_nonce,
+                access_token: None,
+            };
+            let client = move |request| send_for_openidconnect(http, request, prover);
+            request.request_async(&client).await
+        }
+    };
+    answer.map_err(|error| match error {
         RequestTokenError::ServerResponse(response) => ApiError::login_failed(format!(
             "the provider refused the authorization code ({})",
             response.error().as_ref()
@@ -435,16 +474,34 @@ async fn merge_userinfo(
     http: &reqwest::Client,
     endpoint: &Url,
     access_token: &str,
+    prover: Option<Prover<'_>>,
     subject: &str,
     claims: &mut Map<String, Value>,
 ) -> Result<(), ApiError> {
-    let response = match http
+    let request = http
         .get(endpoint.clone())
-        .bearer_auth(access_token)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-    {
+        .header(reqwest::header::ACCEPT, "application/json");
+    let sent = match prover {
+        // RFC 9449 section 7.1: the bound token goes with the DPoP scheme and a proof.
+        Some(prover) => match request
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("DPoP {access_token}"),
+            )
+            .build()
+        {
+            Ok(request) => dpop::send(http, request, prover)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        },
+        None => request
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(|error| error.to_string()),
+    };
+    let response = match sent {
         Ok(response) if response.status().is_success() => response,
         Ok(response) => {
             tracing::warn!(status = %response.status(), "userinfo endpoint refused; using ID token claims only");

@@ -147,6 +147,8 @@ pub struct Provider {
     pub config: ProviderConfig,
     /// The key for `private_key_jwt` client authentication, when configured.
     pub client_key: Option<ClientKey>,
+    /// The provider's last `DPoP-Nonce` (RFC 9449 section 8).
+    pub dpop_nonce: super::dpop::DpopNonce,
     redirect_uri: RedirectUrl,
     discovered: RwLock<Option<Arc<Discovered>>>,
     last_problem: RwLock<String>,
@@ -175,6 +177,7 @@ impl Provider {
         Ok(Self {
             config,
             client_key,
+            dpop_nonce: super::dpop::DpopNonce::default(),
             redirect_uri,
             discovered: RwLock::new(None),
             last_problem: RwLock::new("discovery not loaded yet".to_owned()),
@@ -481,6 +484,16 @@ impl Provider {
             && extra.token_endpoint.is_none()
         {
             return Err("discovery names no token_endpoint (DPoP and FAPI 2.0 need it)".to_owned());
+        }
+        // RFC 9449 section 5.1: we sign ES256; a provider listing others only cannot take it.
+        if self.config.dpop
+            && !extra.dpop_signing_alg_values_supported.is_empty()
+            && !extra
+                .dpop_signing_alg_values_supported
+                .iter()
+                .any(|alg| alg == super::dpop::DPOP_ALGORITHM)
+        {
+            return Err("dpop_signing_alg_values_supported lacks ES256 (dpop = true)".to_owned());
         }
         Ok(push)
     }

@@ -85,6 +85,24 @@ pub async fn issue_token_prefetched(
     target: &Target,
     prefetched: Option<Prefetched>,
 ) -> Result<IssuedToken, ApiError> {
+    // SPEC 12: the session's token (and one exchanged with its proof) is bound to the
+    // session's DPoP key, which never leaves the service.
+    if matches!(
+        target.config.strategy,
+        Strategy::AccessToken | Strategy::Exchange { .. }
+    ) && deps
+        .providers
+        .get(caller.provider())
+        .is_some_and(|provider| provider.config.dpop)
+    {
+        tracing::warn!(
+            check = "sender-constrained",
+            target = target.url(),
+            provider = caller.provider(),
+            "token refused"
+        );
+        return Err(ApiError::SenderConstrained);
+    }
     match &target.config.strategy {
         Strategy::AccessToken => access_token::issue(deps, caller).await,
         Strategy::Exchange {

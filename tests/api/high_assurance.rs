@@ -243,3 +243,187 @@ async fn par_always_without_an_advertised_endpoint_makes_the_provider_not_ready(
     assert_eq!(body["checks"]["providers"]["local"], "discovery failed");
     assert_error(app.get(&login_path()).await, 502, "PROVIDER_UNAVAILABLE").await;
 }
+
+const DPOP_TARGETS: &str = r#"
+[[targets]]
+url = "https://api.example.com/own/"
+strategy = "access_token"
+[[targets]]
+url = "https://api.example.com/exchanged/"
+strategy = "exchange"
+audience = "api"
+[[targets]]
+url = "https://api.example.com/signed/"
+strategy = "jwt"
+"#;
+
+async fn dpop_app(op: &FakeOp) -> TestApp {
+    spawn_app_for(
+        op,
+        AppOptions {
+            provider_extra: "dpop = true".to_owned(),
+            tail: DPOP_TARGETS.to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await
+}
+
+fn sha256_b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        text.as_bytes(),
+    ))
+}
+
+#[tokio::test]
+async fn a_dpop_login_carries_a_fresh_proof_on_the_code_exchange_and_the_userinfo_call() {
+    let op = FakeOp::start().await;
+    let app = dpop_app(&op).await;
+    let before = chrono::Utc::now().timestamp();
+    app.login(&TestUser::alice()).await;
+    assert_eq!(app.userinfo().await["subject"], TestUser::alice().sub);
+    let proofs = op.dpop_proofs();
+    assert_eq!(proofs.len(), 2, "{proofs:#?}");
+    let (token, userinfo) = (&proofs[0], &proofs[1]);
+    assert_eq!(token.path, "/token");
+    assert_eq!(userinfo.path, "/userinfo");
+    for proof in [token, userinfo] {
+        assert_eq!(proof.header["typ"], "dpop+jwt");
+        assert_eq!(proof.header["alg"], "ES256");
+        let jwk = proof.header["jwk"].as_object().unwrap();
+        let mut members: Vec<&str> = jwk.keys().map(String::as_str).collect();
+        members.sort_unstable();
+        assert_eq!(
+            members,
+            ["crv", "kty", "x", "y"],
+            "public key only: {jwk:?}"
+        );
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(jwk["crv"], "P-256");
+        let iat = proof.claims["iat"].as_i64().unwrap();
+        assert!((before - 1..=before + 30).contains(&iat), "{iat}");
+        assert!(proof.claims["jti"].as_str().unwrap().len() >= 16);
+        assert!(proof.claims.get("nonce").is_none());
+    }
+    assert_eq!(
+        token.header["jwk"], userinfo.header["jwk"],
+        "one key per session"
+    );
+    assert_ne!(token.claims["jti"], userinfo.claims["jti"]);
+    assert_eq!(token.claims["htm"], "POST");
+    assert_eq!(token.claims["htu"], format!("{}/token", op.issuer()));
+    assert!(token.claims.get("ath").is_none(), "no token presented");
+    assert_eq!(userinfo.claims["htm"], "GET");
+    assert_eq!(userinfo.claims["htu"], format!("{}/userinfo", op.issuer()));
+    // `ath` is the hash of the access token bound to this proof's key.
+    let bound = op.dpop_bound_tokens();
+    assert_eq!(bound.len(), 1);
+    let (access_token, _) = bound.iter().next().unwrap();
+    assert_eq!(userinfo.claims["ath"], sha256_b64(access_token));
+    // A second session gets a key of its own.
+    let other = crate::helpers::browser();
+    let response = app.login_with(&other, &TestUser::bob()).await;
+    assert_eq!(response.status(), 302);
+    let proofs = op.dpop_proofs();
+    assert_ne!(proofs[2].header["jwk"], token.header["jwk"]);
+}
+
+#[tokio::test]
+async fn a_demanded_dpop_nonce_is_sent_on_one_retry_and_remembered_until_it_changes() {
+    let op = FakeOp::start().await;
+    op.demand_dpop_nonce(Some("nonce-1"));
+    let app = dpop_app(&op).await;
+    app.login(&TestUser::alice()).await;
+    let nonces = |from: usize| -> Vec<(String, serde_json::Value)> {
+        op.dpop_proofs()[from..]
+            .iter()
+            .map(|proof| (proof.path.clone(), proof.claims["nonce"].clone()))
+            .collect()
+    };
+    assert_eq!(
+        nonces(0),
+        [
+            ("/token".to_owned(), serde_json::Value::Null),
+            ("/token".to_owned(), serde_json::json!("nonce-1")),
+            ("/userinfo".to_owned(), serde_json::json!("nonce-1")),
+        ]
+    );
+    // Remembered: the next login sends it at once.
+    let second = crate::helpers::browser();
+    assert_eq!(
+        app.login_with(&second, &TestUser::bob()).await.status(),
+        302
+    );
+    assert_eq!(
+        nonces(3),
+        [
+            ("/token".to_owned(), serde_json::json!("nonce-1")),
+            ("/userinfo".to_owned(), serde_json::json!("nonce-1")),
+        ]
+    );
+    // Changed: one refusal, one retry with the new one, no more.
+    op.demand_dpop_nonce(Some("nonce-2"));
+    let third = crate::helpers::browser();
+    assert_eq!(app.login_with(&third, &TestUser::bob()).await.status(), 302);
+    assert_eq!(
+        nonces(5),
+        [
+            ("/token".to_owned(), serde_json::json!("nonce-1")),
+            ("/token".to_owned(), serde_json::json!("nonce-2")),
+            ("/userinfo".to_owned(), serde_json::json!("nonce-2")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_token_answer_not_typed_dpop_is_refused() {
+    let op = FakeOp::start().await;
+    op.set_dpop_wrong_token_type(true);
+    let app = dpop_app(&op).await;
+    let response = app.login_with(&app.client, &TestUser::alice()).await;
+    let body = assert_error(response, 400, "LOGIN_FAILED").await;
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not DPoP-bound"),
+        "{body}"
+    );
+    assert_eq!(app.userinfo().await["authenticated"], false);
+}
+
+#[tokio::test]
+async fn a_dpop_bound_token_never_goes_to_the_browser() {
+    let op = FakeOp::start().await;
+    let app = dpop_app(&op).await;
+    app.login(&TestUser::alice()).await;
+    for target in [
+        "https://api.example.com/own/x",
+        "https://api.example.com/exchanged/x",
+    ] {
+        let body = assert_error(
+            crate::targets::post_token(&app, target).await,
+            403,
+            "TARGET_NOT_ALLOWED",
+        )
+        .await;
+        assert_eq!(
+            body["errorMessage"],
+            "The target's token is sender-constrained (DPoP); use the API proxy"
+        );
+    }
+    // A token we sign ourselves is not bound to anything.
+    let signed = crate::targets::post_token(&app, "https://api.example.com/signed/x").await;
+    assert_eq!(signed.status(), 200);
+}
+
+#[tokio::test]
+async fn a_provider_offering_only_other_dpop_algorithms_is_not_ready() {
+    let op = FakeOp::start().await;
+    op.set_dpop_algorithms(&["PS256"]);
+    let app = dpop_app(&op).await;
+    assert_eq!(app.get("/health/ready").await.status(), 503);
+    assert_error(app.get(&login_path()).await, 502, "PROVIDER_UNAVAILABLE").await;
+}

@@ -46,6 +46,7 @@ impl Inner {
             "authorization_response_iss_parameter_supported": true,
         });
         self.par_discovery(st, &mut document);
+        self.dpop_discovery(st, &mut document);
         document
     }
 
@@ -65,7 +66,19 @@ impl Inner {
             ("GET", "/.well-known/openid-configuration") => json_response(200, self.discovery(&st)),
             ("POST", "/par") => self.par(req, &mut st),
             ("GET", "/jwks") => json_response(200, self.jwks(&st)),
+            ("POST", "/token") if req.headers.contains_key("dpop") => {
+                self.token_with_dpop(req, &mut st)
+            }
             ("POST", "/token") => self.token(req, &mut st),
+            ("GET" | "POST", "/userinfo")
+                if req
+                    .headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("DPoP ")) =>
+            {
+                self.userinfo_with_dpop(req, &mut st)
+            }
             ("GET" | "POST", "/userinfo") => self.userinfo(req, &st),
             ("POST", "/introspect") => self.introspect(req, &mut st),
             ("POST", "/revoke") => self.revoke(req, &mut st),

@@ -32,6 +32,7 @@
 
 mod clients;
 mod control;
+mod dpop;
 mod endpoints;
 mod grants;
 mod http;
@@ -264,6 +265,7 @@ struct State {
     revocation_delay: Option<Duration>,
     revocation_failure: Option<u16>,
     par: par::ParState,
+    dpop: dpop::DpopState,
 }
 
 struct Inner {
@@ -368,6 +370,7 @@ impl FakeOp {
             last_end_session: None,
             last_sid: None,
             par: par::ParState::default(),
+            dpop: dpop::DpopState::new(),
         };
         let inner = Arc::new(Inner {
             issuer,
