@@ -372,6 +372,8 @@ pub enum Transport {
     TokenParameter,
     /// `?access_token=` query parameter.
     AccessTokenParameter,
+    /// `Authorization: DPoP` with a proof (RFC 9449), through the API proxy only (SPEC 12).
+    Dpop,
 }
 
 /// One `[[targets]]` entry (SPEC section 6).

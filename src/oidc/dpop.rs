@@ -130,16 +130,23 @@ impl DpopKey {
 pub struct DpopNonce(Mutex<Option<String>>);
 
 impl DpopNonce {
-    fn get(&self) -> Option<String> {
+    /// The nonce to send, if the server handed one out.
+    pub fn get(&self) -> Option<String> {
         self.0.lock().ok().and_then(|nonce| nonce.clone())
     }
 
     fn remember(&self, response: &reqwest::Response) -> bool {
-        let Some(fresh) = response
-            .headers()
-            .get("dpop-nonce")
-            .and_then(|value| value.to_str().ok())
-        else {
+        self.remember_value(
+            response
+                .headers()
+                .get("dpop-nonce")
+                .and_then(|value| value.to_str().ok()),
+        )
+    }
+
+    /// Keeps a `DPoP-Nonce` header's value; whether it is new.
+    pub fn remember_value(&self, fresh: Option<&str>) -> bool {
+        let Some(fresh) = fresh else {
             return false;
         };
         match self.0.lock() {
@@ -212,6 +219,14 @@ fn with_proof(
     let value = reqwest::header::HeaderValue::from_str(&proof).map_err(|_| SendError::Proof)?;
     request.headers_mut().insert("dpop", value);
     Ok(request)
+}
+
+/// Whether these `WWW-Authenticate` values name the `use_dpop_nonce` error (RFC 9449
+/// section 9).
+pub fn demands_nonce_header<'a>(values: impl Iterator<Item = &'a [u8]>) -> bool {
+    values
+        .map(String::from_utf8_lossy)
+        .any(|text| text.contains("use_dpop_nonce"))
 }
 
 /// Whether `response` is a `use_dpop_nonce` error: a 401 whose `WWW-Authenticate` names

@@ -427,3 +427,147 @@ async fn a_provider_offering_only_other_dpop_algorithms_is_not_ready() {
     assert_eq!(app.get("/health/ready").await.status(), 503);
     assert_error(app.get(&login_path()).await, 502, "PROVIDER_UNAVAILABLE").await;
 }
+
+/// A resource server that checks DPoP (RFC 9449 section 7): it demands its nonce, refuses
+/// a replayed `jti`, and records what it got.
+#[derive(Clone, Default)]
+struct DpopResource {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(HashMap<String, String>, String)>>>,
+    jtis: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+const RS_NONCE: &str = "rs-nonce-1";
+
+impl wiremock::Respond for DpopResource {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let headers: HashMap<String, String> = request
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        self.seen.lock().unwrap().push((headers.clone(), body));
+        let proof = headers.get("dpop").cloned().unwrap_or_default();
+        let claims: serde_json::Value =
+            jsonwebtoken::dangerous::insecure_decode_claims(&proof).unwrap_or_default();
+        let refuse = |error: &str| {
+            wiremock::ResponseTemplate::new(401)
+                .insert_header("www-authenticate", format!("DPoP error=\"{error}\""))
+                .insert_header("dpop-nonce", RS_NONCE)
+        };
+        if claims["nonce"] != RS_NONCE {
+            return refuse("use_dpop_nonce");
+        }
+        let jti = claims["jti"].as_str().unwrap_or_default().to_owned();
+        if !self.jtis.lock().unwrap().insert(jti) {
+            return refuse("invalid_dpop_proof");
+        }
+        wiremock::ResponseTemplate::new(200).set_body_string("checked")
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_sends_a_dpop_bound_token_with_a_proof_and_retries_a_demanded_nonce_once() {
+    let resource = DpopResource::default();
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(resource.clone())
+        .mount(&server)
+        .await;
+    let op = FakeOp::start().await;
+    let app = spawn_app_for(
+        &op,
+        AppOptions {
+            provider_extra: "dpop = true".to_owned(),
+            tail: format!(
+                "[[targets]]\nurl = \"{up}/rs/\"\nstrategy = \"access_token\"\ntransport = [\"DPOP\"]\nproxy_path = \"/api/rs\"\n\
+                 [[targets]]\nurl = \"{up}/plain/\"\nstrategy = \"access_token\"\nproxy_path = \"/api/plain\"\n",
+                up = server.uri()
+            ),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    app.login(&TestUser::alice()).await;
+    let call = || {
+        app.client
+            .post(app.url("/api/rs/things?q=1"))
+            .header("X-Requested-With", "XMLHttpRequest")
+            .body("hello")
+            .send()
+    };
+    let response = call().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "checked");
+    let seen = resource.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one refusal, one retry");
+    let bound = op.dpop_bound_tokens();
+    let (token, jkt) = bound.iter().next().unwrap();
+    let mut jtis = Vec::new();
+    for (index, (headers, body)) in seen.iter().enumerate() {
+        assert_eq!(headers["authorization"], format!("DPoP {token}"));
+        assert_eq!(body, "hello", "the body is sent again on the retry");
+        let proof = &headers["dpop"];
+        let header = jsonwebtoken::decode_header(proof).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("dpop+jwt"));
+        let jwk = header.jwk.unwrap();
+        assert_eq!(
+            &jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+                .unwrap(),
+            jkt,
+            "signed by the key the token is bound to"
+        );
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<serde_json::Value>(
+            proof,
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &validation,
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(claims["htm"], "POST");
+        assert_eq!(claims["htu"], format!("{}/rs/things", server.uri()));
+        assert_eq!(claims["ath"], sha256_b64(token));
+        let expected_nonce = if index == 0 {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!(RS_NONCE)
+        };
+        assert_eq!(claims["nonce"], expected_nonce);
+        jtis.push(claims["jti"].clone());
+    }
+    assert_ne!(jtis[0], jtis[1]);
+    // The target's nonce is remembered: the next call needs no retry.
+    assert_eq!(call().await.unwrap().status(), 200);
+    assert_eq!(resource.seen.lock().unwrap().len(), 3);
+    // The same DPoP-bound token is not sent as a Bearer token.
+    let plain = app
+        .client
+        .get(app.url("/api/plain/x"))
+        .header("X-Requested-With", "XMLHttpRequest")
+        .send()
+        .await
+        .unwrap();
+    assert_error(plain, 403, "TARGET_NOT_ALLOWED").await;
+    assert_eq!(resource.seen.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn a_dpop_transport_without_proxy_path_stops_the_start() {
+    let (code, stderr) = check_config(
+        "[[providers]]\nid = \"bank\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\nclient_secret = \"s\"\ndpop = true\n\
+         [[targets]]\nurl = \"https://api.example.com/\"\nstrategy = \"access_token\"\ntransport = [\"DPOP\"]\n",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("targets[0].transport") && stderr.contains("\"DPOP\" needs proxy_path"),
+        "{stderr}"
+    );
+}
