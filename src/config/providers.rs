@@ -81,6 +81,23 @@ pub(super) fn provider(
         .unwrap_or(ProviderLogoutConfig::default().rp_initiated);
     logout_section.finish(p);
     let high_assurance = high_assurance(&mut s, p, client_auth.as_ref());
+    // FAPI 2.0 Security Profile 5.4.1: PS256, ES256 or EdDSA only.
+    if high_assurance.profile == Profile::Fapi2
+        && let Some(algorithm) = id_token_signed_response_alg
+        && !matches!(
+            algorithm,
+            jsonwebtoken::Algorithm::PS256
+                | jsonwebtoken::Algorithm::ES256
+                | jsonwebtoken::Algorithm::EdDSA
+        )
+    {
+        p.push(
+            s.path_of("id_token_signed_response_alg"),
+            format!(
+                "\"{algorithm:?}\" contradicts profile \"fapi2\" (SPEC 12): use PS256, ES256 or EdDSA"
+            ),
+        );
+    }
     s.finish(p);
 
     let provider = (|| {

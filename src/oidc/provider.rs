@@ -410,6 +410,7 @@ impl Provider {
             ));
         }
         let push_requests = self.high_assurance_ready(&extra)?;
+        let id_token_algorithm = self.id_token_algorithm(&extra)?;
         let metadata: CoreProviderMetadata = serde_json::from_slice(&document)
             .map_err(|error| format!("discovery document is invalid: {error}"))?;
         let keys = get_bytes(http, extra.jwks_uri.as_str()).await?;
@@ -452,16 +453,36 @@ impl Provider {
                 .clone()
                 .or(extra.introspection_endpoint),
             revocation_endpoint: extra.revocation_endpoint,
-            id_token_algorithm: super::jwt::id_token_algorithm(
-                self.config.id_token_signed_response_alg,
-                &extra.id_token_signing_alg_values_supported,
-            )?,
+            id_token_algorithm,
             authorization_endpoint: extra.authorization_endpoint,
             par_endpoint: extra.pushed_authorization_request_endpoint,
             push_requests,
             dpop_algorithms: extra.dpop_signing_alg_values_supported,
             document,
         })
+    }
+
+    /// The one ID token algorithm (SPEC 3): `id_token_signed_response_alg`, else from
+    /// discovery; with `fapi2` only PS256, ES256 or EdDSA (FAPI 2.0 Security Profile 5.4.1),
+    /// the first of them discovery lists; none makes the provider not ready.
+    fn id_token_algorithm(&self, extra: &ExtraMetadata) -> Result<Algorithm, String> {
+        let listed = &extra.id_token_signing_alg_values_supported;
+        if self.config.profile != Profile::Fapi2
+            || self.config.id_token_signed_response_alg.is_some()
+        {
+            return super::jwt::id_token_algorithm(
+                self.config.id_token_signed_response_alg,
+                listed,
+            );
+        }
+        [("PS256", Algorithm::PS256), ("ES256", Algorithm::ES256), ("EdDSA", Algorithm::EdDSA)]
+            .into_iter()
+            .find(|(name, _)| listed.iter().any(|listed| listed == name))
+            .map(|(_, algorithm)| algorithm)
+            .ok_or_else(|| {
+                "id_token_signing_alg_values_supported names none of PS256, ES256, EdDSA (profile fapi2)"
+                    .to_owned()
+            })
     }
 
     /// SPEC 12: whether logins push their requests, or why discovery lacks what `par`,

@@ -49,6 +49,7 @@ profile = "fapi2"
 auth_method = "private_key_jwt"
 private_key_file = "KEY"
 private_key_alg = "RS256"
+id_token_signed_response_alg = "RS256"
 "#
     .replace("KEY", fixture_path("client-rsa.pem").to_str().unwrap());
     let (code, stderr) = check_config(&text);
@@ -65,6 +66,10 @@ private_key_alg = "RS256"
         ),
         (
             "providers[1].private_key_alg",
+            "\"RS256\" contradicts profile \"fapi2\"",
+        ),
+        (
+            "providers[1].id_token_signed_response_alg",
             "\"RS256\" contradicts profile \"fapi2\"",
         ),
     ] {
@@ -570,4 +575,156 @@ fn a_dpop_transport_without_proxy_path_stops_the_start() {
         stderr.contains("targets[0].transport") && stderr.contains("\"DPOP\" needs proxy_path"),
         "{stderr}"
     );
+}
+
+/// A `fapi2` provider "bank" (private_key_jwt with the test client key, nothing else
+/// configured) beside the default provider, both at `op`.
+async fn fapi2_app(op: &FakeOp) -> TestApp {
+    op.add_client("bank-client", None);
+    op.register_client_key("bank-client", crate::fake_op::CLIENT_RSA_PUBLIC_PEM);
+    op.require_issuer_audience(true);
+    spawn_app_for(
+        op,
+        AppOptions {
+            tail: format!(
+                "[[providers]]\nid = \"bank\"\nissuer = \"{}\"\nclient_id = \"bank-client\"\nprofile = \"fapi2\"\nprivate_key_file = \"{}\"\n",
+                op.issuer(),
+                fixture_path("client-rsa.pem").display()
+            ),
+            ..AppOptions::default()
+        },
+    )
+    .await
+}
+
+fn bank_login() -> String {
+    format!("/login?returnURL={}&provider=bank", urlencode(APP_URL))
+}
+
+#[tokio::test]
+async fn a_fapi2_login_pushes_with_a_ps256_assertion_for_the_issuer_binds_tokens_and_needs_iss() {
+    let op = FakeOp::start().await;
+    op.use_ec_signing_key();
+    let app = fapi2_app(&op).await;
+    let metadata: serde_json::Value = app.get("/metadata").await.json().await.unwrap();
+    let providers = metadata["providers"].as_array().unwrap();
+    assert!(providers[0].get("profile").is_none(), "{metadata}");
+    assert_eq!(providers[1]["id"], "bank");
+    assert_eq!(providers[1]["profile"], "fapi2");
+
+    let response = app.get(&bank_login()).await;
+    assert_eq!(response.status(), 302);
+    let authorize_url = location(&response);
+    let names: Vec<String> = query(&authorize_url).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["client_id", "request_uri"], "PAR always");
+    let pushed = op.pushed_requests().pop().unwrap();
+    assert_eq!(pushed.get("code_challenge_method"), Some("S256"));
+    let assertion = pushed.get("client_assertion").unwrap();
+    let header = jsonwebtoken::decode_header(assertion).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::PS256);
+    let claims: serde_json::Value =
+        jsonwebtoken::dangerous::insecure_decode_claims(assertion).unwrap();
+    assert_eq!(
+        claims["aud"],
+        op.issuer(),
+        "FAPI 2.0: the issuer is the audience"
+    );
+    let callback = op.authorize(&authorize_url, &TestUser::alice());
+    let finished = app.client.get(&callback).send().await.unwrap();
+    assert_eq!(finished.status(), 302, "{:?}", finished.text().await);
+    assert_eq!(app.userinfo().await["provider"], "bank");
+    // The token endpoint got the same audience (the fake provider accepts nothing else
+    // now), and the tokens are DPoP-bound.
+    assert!(
+        op.assertion_audiences()
+            .iter()
+            .all(|aud| aud == &serde_json::json!(op.issuer()))
+    );
+    assert_eq!(op.dpop_bound_tokens().len(), 1);
+    assert_eq!(op.dpop_proofs()[0].path, "/token");
+
+    // An authorization response without `iss` (RFC 9207) is refused under FAPI 2.0.
+    let other = crate::helpers::browser();
+    let response = other.get(app.url(&bank_login())).send().await.unwrap();
+    let callback = op.authorize(&location(&response), &TestUser::bob());
+    let mut without_iss = url::Url::parse(&callback).unwrap();
+    let kept: Vec<(String, String)> = without_iss
+        .query_pairs()
+        .into_owned()
+        .filter(|(name, _)| name != "iss")
+        .collect();
+    without_iss.query_pairs_mut().clear().extend_pairs(kept);
+    let refused = other.get(without_iss.as_str()).send().await.unwrap();
+    let body = assert_error(refused, 400, "LOGIN_FAILED").await;
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("names no issuer"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_fapi2_provider_refuses_rs256_id_tokens() {
+    let op = FakeOp::start().await;
+    // Discovery lists RS256 and ES256; the provider signs RS256: not good enough.
+    let app = fapi2_app(&op).await;
+    let response = app.get(&bank_login()).await;
+    let callback = op.authorize(&location(&response), &TestUser::alice());
+    let refused = app.client.get(&callback).send().await.unwrap();
+    let body = assert_error(refused, 400, "LOGIN_FAILED").await;
+    assert!(
+        body["errorMessage"].as_str().unwrap().contains("ID token"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_dpop_session_refreshes_with_a_proof_when_the_proxy_needs_a_new_token() {
+    let resource = DpopResource::default();
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(resource.clone())
+        .mount(&server)
+        .await;
+    let op = FakeOp::start().await;
+    op.set_access_token_ttl(1);
+    let app = spawn_app_for(
+        &op,
+        AppOptions {
+            provider_extra: "dpop = true".to_owned(),
+            tail: format!(
+                "[[targets]]\nurl = \"{}/rs/\"\nstrategy = \"access_token\"\ntransport = [\"DPOP\"]\nproxy_path = \"/api/rs\"\n",
+                server.uri()
+            ),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    app.login(&TestUser::alice()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = app
+        .client
+        .get(app.url("/api/rs/x"))
+        .header("X-Requested-With", "XMLHttpRequest")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(op.token_calls("refresh_token"), 1);
+    let proofs = op.dpop_proofs();
+    let refresh = proofs.iter().rfind(|proof| proof.path == "/token").unwrap();
+    assert_eq!(
+        refresh.header["jwk"], proofs[0].header["jwk"],
+        "the session's key"
+    );
+    assert_eq!(refresh.claims["htm"], "POST");
+    assert_ne!(refresh.claims["jti"], proofs[0].claims["jti"]);
+    // The refreshed token is bound too, and it is the one the resource got.
+    let seen = resource.seen.lock().unwrap().clone();
+    let (headers, _) = seen.last().unwrap();
+    let token = headers["authorization"].strip_prefix("DPoP ").unwrap();
+    assert!(op.dpop_bound_tokens().contains_key(token));
+    assert_eq!(op.dpop_bound_tokens().len(), 2);
 }
