@@ -477,9 +477,28 @@ mod tests {
                 access_token_expires_at: Some(3),
                 access_token_issued_at: None,
                 refresh_token: Some("a.b".to_owned()),
+                dpop_key: None,
             }
             .into(),
         }
+    }
+
+    #[test]
+    fn a_dpop_key_is_kept_last_and_records_without_one_read_as_before() {
+        let without = record("x");
+        let stored_without = without.encode().unwrap();
+        let mut tokens = without.tokens.get().clone();
+        tokens.dpop_key = Some("pkcs8-key".to_owned());
+        let mut with = without.clone();
+        with.tokens.replace(tokens);
+        let stored_with = with.encode().unwrap();
+        assert!(stored_with.starts_with(&stored_without), "appended last");
+        let back = SessionRecord::decode(&stored_with).unwrap();
+        assert_eq!(back.tokens.get().dpop_key.as_deref(), Some("pkcs8-key"));
+        assert!(!format!("{back:?}").contains("pkcs8-key"));
+        let old = SessionRecord::decode(&stored_without).unwrap();
+        assert_eq!(old.tokens.get().dpop_key, None);
+        assert_eq!(old.tokens.get().refresh_token.as_deref(), Some("a.b"));
     }
 
     #[test]

@@ -437,9 +437,12 @@ async fn a_provider_offering_only_other_dpop_algorithms_is_not_ready() {
 /// a replayed `jti`, and records what it got.
 #[derive(Clone, Default)]
 struct DpopResource {
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(HashMap<String, String>, String)>>>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<SeenRequest>>>,
     jtis: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
+
+/// One request the resource got: its headers and body.
+type SeenRequest = (HashMap<String, String>, String);
 
 const RS_NONCE: &str = "rs-nonce-1";
 

@@ -69,6 +69,7 @@ impl Inner {
         }
     }
 
+    #[allow(clippy::result_large_err)]
     /// Checks the request's `DPoP` proof for `htm`/`htu` and, with a token, `ath`;
     /// returns the key's thumbprint or the error answer (`status` 400 at the token
     /// endpoint, 401 at a resource).
