@@ -569,3 +569,64 @@ async fn a_refused_or_failed_pushed_authorization_request_logs_one_warn_line() {
         "{warning}"
     );
 }
+
+#[tokio::test]
+async fn dpop_refusals_log_one_warn_line_naming_the_check_and_no_key_or_token() {
+    let op = FakeOp::start().await;
+    let mut service = LoggedService::start(
+        &op,
+        AppOptions {
+            store: "memory",
+            provider_extra: "dpop = true".to_owned(),
+            tail:
+                "[[targets]]\nurl = \"https://api.example.com/own/\"\nstrategy = \"access_token\"\n"
+                    .to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    service.new_warnings().await;
+    let login = format!("/login?returnURL={}", urlencode(APP_URL));
+    // A provider that answers a proof with a Bearer token.
+    op.set_dpop_wrong_token_type(true);
+    let client = browser();
+    let started = client.get(service.url(&login)).send().await.unwrap();
+    let callback = op.authorize(&location(&started), &TestUser::alice());
+    assert_eq!(client.get(&callback).send().await.unwrap().status(), 400);
+    one_warning(
+        &mut service,
+        "token not DPoP-bound",
+        &["code exchange and ID token", "local", "not DPoP-bound"],
+    )
+    .await;
+    // A bound token asked for by the browser.
+    op.set_dpop_wrong_token_type(false);
+    let client = browser();
+    let started = client.get(service.url(&login)).send().await.unwrap();
+    let callback = op.authorize(&location(&started), &TestUser::alice());
+    assert_eq!(client.get(&callback).send().await.unwrap().status(), 302);
+    service.new_warnings().await;
+    let refused = client
+        .post(service.url("/token"))
+        .header("X-Requested-With", "XMLHttpRequest")
+        .form(&[("target", "https://api.example.com/own/x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    one_warning(
+        &mut service,
+        "sender-constrained",
+        &[
+            "sender-constrained",
+            "https://api.example.com/own/",
+            "local",
+        ],
+    )
+    .await;
+    let log = service.all();
+    for (token, _) in op.dpop_bound_tokens() {
+        assert!(!log.contains(&token), "an access token in the log");
+    }
+    assert!(!log.to_lowercase().contains("pkcs8") && !log.contains("\"d\""));
+}
