@@ -177,30 +177,48 @@ pub enum SendError {
     /// No proof could be made.
     #[error("the DPoP proof could not be made")]
     Proof,
+    /// The request could not be built (e.g. its client assertion not signed).
+    #[error("the request could not be built")]
+    Build,
     /// The request failed.
     #[error("the request failed: {0}")]
     Http(#[from] reqwest::Error),
 }
 
-/// Sends `request` with a fresh proof; when the server demands a nonce it has just handed
-/// out (`use_dpop_nonce`, RFC 9449 sections 8 and 9), sends it once more with a new proof
-/// carrying it.
+/// Sends the request `build` makes with a fresh proof; when the server demands a nonce it
+/// has just handed out (`use_dpop_nonce`, RFC 9449 sections 8 and 9), builds it again (a
+/// client assertion must not be replayed either) and sends it once more with a new proof
+/// carrying the nonce.
 pub async fn send(
     http: &reqwest::Client,
-    request: reqwest::Request,
+    build: impl Fn() -> Result<reqwest::Request, SendError>,
     prover: Prover<'_>,
 ) -> Result<reqwest::Response, SendError> {
-    let retry = request.try_clone();
-    let response = http.execute(with_proof(request, prover)?).await?;
-    let new_nonce = prover.nonce.remember(&response);
-    let Some(retry) = retry.filter(|_| new_nonce) else {
+    let response = send_once(http, build()?, prover).await?;
+    if !prover.nonce.remember(&response) {
         return Ok(response);
-    };
+    }
     let (demanded, response) = demands_nonce(response).await?;
     if !demanded {
         return Ok(response);
     }
-    Ok(http.execute(with_proof(retry, prover)?).await?)
+    send_once(http, build()?, prover).await
+}
+
+/// Sends `request` with a fresh proof, once; keeps the nonce the answer hands out.
+async fn send_once(
+    http: &reqwest::Client,
+    request: reqwest::Request,
+    prover: Prover<'_>,
+) -> Result<reqwest::Response, SendError> {
+    let response = http.execute(with_proof(request, prover)?).await?;
+    prover.nonce.remember(&response);
+    Ok(response)
+}
+
+/// Whether an OAuth error code is RFC 9449's demand for a nonce.
+pub fn is_nonce_demand(error: &str) -> bool {
+    error == "use_dpop_nonce"
 }
 
 fn with_proof(
@@ -262,18 +280,19 @@ async fn demands_nonce(
     }
 }
 
-/// [`send`] for openidconnect's requests (the code exchange), as its HTTP client.
+/// One attempt of openidconnect's request (the code exchange) with a proof, as its HTTP
+/// client; the caller retries a `use_dpop_nonce` answer with a request built anew.
 pub async fn send_for_openidconnect(
     http: &reqwest::Client,
     request: openidconnect::HttpRequest,
     prover: Prover<'_>,
 ) -> Result<openidconnect::HttpResponse, openidconnect::HttpClientError<reqwest::Error>> {
     let request = reqwest::Request::try_from(request).map_err(Box::new)?;
-    let response = send(http, request, prover)
+    let response = send_once(http, request, prover)
         .await
         .map_err(|error| match error {
             SendError::Http(error) => openidconnect::HttpClientError::Reqwest(Box::new(error)),
-            SendError::Proof => openidconnect::HttpClientError::Other(error.to_string()),
+            other => openidconnect::HttpClientError::Other(other.to_string()),
         })?;
     let mut builder = openidconnect::http::Response::builder().status(response.status());
     for (name, value) in response.headers() {

@@ -17,7 +17,9 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::client_auth::JWT_BEARER_ASSERTION;
-use super::dpop::{self, DpopKey, Prover, is_dpop_token_type, send_for_openidconnect};
+use super::dpop::{
+    self, DpopKey, Prover, is_dpop_token_type, is_nonce_demand, send_for_openidconnect,
+};
 use super::jwt::jwt_payload;
 use super::provider::{Discovered, Provider};
 use super::token_endpoint::{TokenClient, authenticated_post, expiry_after};
@@ -426,23 +428,26 @@ async fn exchange_code(
     code: &str,
     dpop_key: Option<&DpopKey>,
 ) -> Result<openidconnect::core::CoreTokenResponse, ApiError> {
-    let mut request = discovered
-        .client
-        .exchange_code(AuthorizationCode::new(code.to_owned()))
-        .map_err(|_| ApiError::login_upstream_failed("the provider has no token endpoint"))?
-        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
-    if let (Some(key), Some(token_url)) = (&provider.client_key, &discovered.token_endpoint) {
-        // No `client_id` here: the oauth2 crate already sends it for a client without a
-        // secret, and RFC 6749 section 3.2 forbids repeating a parameter.
-        request = request
-            .add_extra_param("client_assertion_type", JWT_BEARER_ASSERTION)
-            .add_extra_param(
-                "client_assertion",
-                key.assertion(&provider.config.client_id, token_url.as_str())?,
-            );
-    }
+    let build = || -> Result<_, ApiError> {
+        let mut request = discovered
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|_| ApiError::login_upstream_failed("the provider has no token endpoint"))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+        if let (Some(key), Some(token_url)) = (&provider.client_key, &discovered.token_endpoint) {
+            // No `client_id` here: the oauth2 crate already sends it for a client without a
+            // secret, and RFC 6749 section 3.2 forbids repeating a parameter.
+            request = request
+                .add_extra_param("client_assertion_type", JWT_BEARER_ASSERTION)
+                .add_extra_param(
+                    "client_assertion",
+                    key.assertion(&provider.config.client_id, token_url.as_str())?,
+                );
+        }
+        Ok(request)
+    };
     let answer = match dpop_key {
-        None => request.request_async(http).await,
+        None => build()?.request_async(http).await,
         Some(key) => {
             let prover = Prover {
                 key,
@@ -450,7 +455,18 @@ async fn exchange_code(
                 access_token: None,
             };
             let client = move |request| send_for_openidconnect(http, request, prover);
-            request.request_async(&client).await
+            let before = provider.dpop_nonce.get();
+            match build()?.request_async(&client).await {
+                // RFC 9449 section 8: once more with the nonce just handed out, and a
+                // fresh client assertion (its jti is single use).
+                Err(RequestTokenError::ServerResponse(response))
+                    if is_nonce_demand(response.error().as_ref())
+                        && provider.dpop_nonce.get() != before =>
+                {
+                    build()?.request_async(&client).await
+                }
+                answer => answer,
+            }
         }
     };
     answer.map_err(|error| match error {
@@ -483,18 +499,21 @@ async fn merge_userinfo(
         .header(reqwest::header::ACCEPT, "application/json");
     let sent = match prover {
         // RFC 9449 section 7.1: the bound token goes with the DPoP scheme and a proof.
-        Some(prover) => match request
-            .header(
+        Some(prover) => {
+            let request = request.header(
                 reqwest::header::AUTHORIZATION,
                 format!("DPoP {access_token}"),
-            )
-            .build()
-        {
-            Ok(request) => dpop::send(http, request, prover)
+            );
+            let build = || {
+                request
+                    .try_clone()
+                    .and_then(|request| request.build().ok())
+                    .ok_or(dpop::SendError::Build)
+            };
+            dpop::send(http, build, prover)
                 .await
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
-        },
+                .map_err(|error| error.to_string())
+        }
         None => request
             .bearer_auth(access_token)
             .send()

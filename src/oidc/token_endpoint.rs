@@ -130,16 +130,25 @@ pub async fn request_token_with(
     form: Vec<(&'static str, String)>,
     prover: Option<Prover<'_>>,
 ) -> Result<TokenAnswer, TokenError> {
-    let request =
-        authenticated_post(http, token_url, client, form)?.timeout(TOKEN_ENDPOINT_TIMEOUT);
     let response = match prover {
-        None => request.send().await.map_err(|_| TokenError::Unreachable)?,
+        None => authenticated_post(http, token_url, client, form)?
+            .timeout(TOKEN_ENDPOINT_TIMEOUT)
+            .send()
+            .await
+            .map_err(|_| TokenError::Unreachable)?,
         Some(prover) => {
-            let request = request.build().map_err(|_| TokenError::Unreachable)?;
-            dpop::send(http, request, prover)
+            // Built anew for a nonce retry: a client assertion is single use too.
+            let build = || {
+                authenticated_post(http, token_url, client, form.clone())
+                    .map_err(|_| SendError::Build)?
+                    .timeout(TOKEN_ENDPOINT_TIMEOUT)
+                    .build()
+                    .map_err(|_| SendError::Build)
+            };
+            dpop::send(http, build, prover)
                 .await
                 .map_err(|error| match error {
-                    SendError::Proof => TokenError::Assertion,
+                    SendError::Proof | SendError::Build => TokenError::Assertion,
                     SendError::Http(_) => TokenError::Unreachable,
                 })?
         }

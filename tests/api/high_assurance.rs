@@ -608,6 +608,8 @@ fn bank_login() -> String {
 async fn a_fapi2_login_pushes_with_a_ps256_assertion_for_the_issuer_binds_tokens_and_needs_iss() {
     let op = FakeOp::start().await;
     op.use_ec_signing_key();
+    // A nonce demanded: the retried code exchange needs a fresh client assertion too.
+    op.demand_dpop_nonce(Some("bank-nonce"));
     let app = fapi2_app(&op).await;
     let metadata: serde_json::Value = app.get("/metadata").await.json().await.unwrap();
     let providers = metadata["providers"].as_array().unwrap();
