@@ -55,6 +55,7 @@ async fn login(state: &AppState, request: &HttpRequest) -> Result<HttpResponse, 
     };
     let discovered = provider.discovered_for_login(&state.http).await?;
     let start = flow::begin_login(provider, &discovered, return_url, &hints)?;
+    let start = flow::push_authorization_request(provider, &discovered, &state.http, start).await?;
     // SPEC 7: nothing is stored; the pending login travels sealed in the browser, under a
     // key that only the browser's secret gives (the state is a hash of it).
     let sealed =

@@ -16,6 +16,7 @@ mod edge_checks;
 mod fake_op;
 mod health_and_metadata;
 mod helpers;
+mod high_assurance;
 mod hostile_input;
 mod introspection_faults;
 mod jwt_algorithms;
