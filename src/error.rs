@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The requested token target is not configured or not permitted.
     #[error("No permitted token target matches the requested URL")]
     TargetNotAllowed,
+    /// The target's token would be bound to the session's DPoP key (SPEC 12).
+    #[error("The target's token is sender-constrained (DPoP); use the API proxy")]
+    SenderConstrained,
     /// A back-channel logout token failed a check (the message names the clause).
     #[error("Invalid logout token: {0}")]
     InvalidLogoutToken(String),
@@ -174,7 +177,9 @@ impl ApiError {
             Self::Unauthorized(_) => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
             Self::Forbidden(_) => ("FORBIDDEN", StatusCode::FORBIDDEN),
             Self::UnknownProvider(_) => ("UNKNOWN_PROVIDER", StatusCode::BAD_REQUEST),
-            Self::TargetNotAllowed => ("TARGET_NOT_ALLOWED", StatusCode::FORBIDDEN),
+            Self::TargetNotAllowed | Self::SenderConstrained => {
+                ("TARGET_NOT_ALLOWED", StatusCode::FORBIDDEN)
+            }
             Self::InvalidLogoutToken(_) => ("INVALID_LOGOUT_TOKEN", StatusCode::BAD_REQUEST),
             Self::LoginFailed {
                 upstream: false, ..
@@ -365,6 +370,11 @@ mod tests {
                 r#"{"error":"TARGET_NOT_ALLOWED","errorMessage":"No permitted token target matches the requested URL"}"#,
             ),
             (
+                ApiError::SenderConstrained,
+                403,
+                r#"{"error":"TARGET_NOT_ALLOWED","errorMessage":"The target's token is sender-constrained (DPoP); use the API proxy"}"#,
+            ),
+            (
                 ApiError::InvalidLogoutToken("the jti was already used (replay)".to_owned()),
                 400,
                 r#"{"error":"INVALID_LOGOUT_TOKEN","errorMessage":"Invalid logout token: the jti was already used (replay)"}"#,
@@ -442,6 +452,7 @@ mod tests {
             | ApiError::Forbidden(_)
             | ApiError::UnknownProvider(_)
             | ApiError::TargetNotAllowed
+            | ApiError::SenderConstrained
             | ApiError::InvalidLogoutToken(_)
             | ApiError::LoginFailed { .. }
             | ApiError::ProviderUnavailable(_)

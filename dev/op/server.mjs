@@ -209,6 +209,14 @@ async function loadJwks() {
 }
 
 const JWKS = await loadJwks();
+// OP_FAPI_CLIENT_JWKS_FILE (the public JWKS of a FAPI 2.0 client's key) registers the client
+// "fapi" under oidc-provider's FAPI 2.0 profile (SPEC 12): PAR required, PKCE, DPoP-bound
+// tokens with a DPoP-Nonce demanded, private_key_jwt (PS256), ID tokens PS256 (so a PS256
+// key joins the signing keys).
+const FAPI_CLIENT_JWKS_FILE = process.env.OP_FAPI_CLIENT_JWKS_FILE || '';
+if (FAPI_CLIENT_JWKS_FILE && !JWKS.keys.some((key) => key.alg === 'PS256')) {
+  JWKS.keys.push({ ...(await newSigningJwk()), alg: 'PS256' });
+}
 const PUBLIC_JWKS = {
   keys: JWKS.keys.map(({ kty, n, e, crv, x, y, kid, use, alg }) => ({
     kty, n, e, crv, x, y, kid, use, alg,
@@ -245,8 +253,26 @@ function identityClient() {
   return client;
 }
 
+function fapiClient() {
+  return {
+    client_id: 'fapi',
+    client_name: 'identity-service (FAPI 2.0)',
+    redirect_uris: [`${SERVICE_URL}/callback`],
+    post_logout_redirect_uris: [`${SERVICE_URL}/logout/callback`],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: 'PS256',
+    id_token_signed_response_alg: 'PS256',
+    require_pushed_authorization_requests: true,
+    dpop_bound_access_tokens: true,
+    jwks: JSON.parse(fs.readFileSync(FAPI_CLIENT_JWKS_FILE, 'utf8')),
+  };
+}
+
 const CLIENTS = [
   identityClient(),
+  ...(FAPI_CLIENT_JWKS_FILE ? [fapiClient()] : []),
   {
     client_id: 'service-a',
     client_secret: 'service-a-secret',
@@ -468,6 +494,11 @@ const configuration = {
       },
     },
     backchannelLogout: { enabled: true },
+    ...(FAPI_CLIENT_JWKS_FILE ? {
+      fapi: { enabled: true, profile: (ctx, client) => (client?.clientId === 'fapi' ? '2.0' : undefined) },
+      dPoP: { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true },
+      pushedAuthorizationRequests: { enabled: true },
+    } : {}),
     rpInitiatedLogout: {
       enabled: true,
       async logoutSource(ctx, form) {
@@ -954,12 +985,15 @@ provider.use(async (ctx, next) => {
 function demoHandler(req, res) {
   const started = process.hrtime.bigint();
   const url = new URL(req.url, 'http://demo.invalid');
-  const send = (status, type, body) => {
-    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  const send = (status, type, body) => send.withHeaders(status, { 'content-type': type }, body);
+  send.withHeaders = (status, headers, body) => {
+    res.writeHead(status, { ...headers, 'cache-control': 'no-store' });
     res.end(body);
     logLine({ msg: `demo ${req.method} ${url.pathname} ${status}`, ms: (Number(process.hrtime.bigint() - started) / 1e6).toFixed(1) });
   };
   if (url.pathname.startsWith('/echo/')) return echo(req, res, url, send);
+  if (url.pathname.startsWith('/dpop-echo/')) return dpopEcho(req, url, send);
+  if (url.pathname === '/dpop-replay' && req.method === 'POST') return dpopReplay(send);
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
   if (url.pathname === '/' || url.pathname === '/index.html') {
     fs.readFile(path.join(HERE, '..', 'demo', 'index.html'), (err, data) => {
@@ -1005,6 +1039,91 @@ function echo(req, res, url, send) {
     }, null, 2)}\n`);
   });
   return undefined;
+}
+
+// A DPoP-checking echo API (RFC 9449 section 7) for the FAPI 2.0 interop test: the access
+// token must come as `Authorization: DPoP`, be ours (at+jwt) and bound (`cnf.jkt`) to the key
+// of a fresh proof (typ, signature, htm, htu, iat, ath, an unseen jti, its DPoP-Nonce).
+// POST /dpop-replay checks the last accepted request again, as an attacker replaying it
+// would send it: the proof's jti is then seen.
+const DPOP_RS_NONCE = crypto.randomBytes(16).toString('base64url');
+const dpopSeenJti = new Set();
+let dpopLast = null;
+
+async function checkDpopRequest({ method, htu, authorization, proof }) {
+  if (!authorization?.startsWith('DPoP ') || !proof) return { status: 401, error: 'invalid_token' };
+  const token = authorization.slice(5);
+  let header;
+  let claims;
+  try {
+    ({ payload: claims, protectedHeader: header } = await jose.jwtVerify(proof, jose.EmbeddedJWK, {
+      typ: 'dpop+jwt', algorithms: ['ES256', 'PS256', 'EdDSA'],
+    }));
+  } catch (error) {
+    return { status: 401, error: 'invalid_dpop_proof', why: error.message };
+  }
+  if (claims.htm !== method) return { status: 401, error: 'invalid_dpop_proof', why: 'htm' };
+  if (claims.htu !== htu) return { status: 401, error: 'invalid_dpop_proof', why: `htu ${claims.htu} != ${htu}` };
+  if (Math.abs(Date.now() / 1000 - claims.iat) > 60) return { status: 401, error: 'invalid_dpop_proof', why: 'iat' };
+  if (claims.ath !== crypto.createHash('sha256').update(token).digest('base64url')) {
+    return { status: 401, error: 'invalid_dpop_proof', why: 'ath' };
+  }
+  if (claims.nonce !== DPOP_RS_NONCE) return { status: 401, error: 'use_dpop_nonce' };
+  if (dpopSeenJti.has(claims.jti)) return { status: 401, error: 'invalid_dpop_proof', why: 'jti replayed' };
+  let access;
+  if (token.split('.').length === 3) {
+    try {
+      ({ payload: access } = await jose.jwtVerify(token, localJwks, { issuer: ISSUER, typ: 'at+jwt' }));
+    } catch (error) {
+      return { status: 401, error: 'invalid_token', why: error.message };
+    }
+  } else {
+    // An opaque token: the provider's own record says whom and which key it is bound to.
+    const at = await provider.AccessToken.find(token);
+    if (!at || at.isExpired) return { status: 401, error: 'invalid_token', why: 'unknown or expired token' };
+    access = { sub: at.accountId, cnf: { jkt: at.jkt } };
+  }
+  const jkt = await jose.calculateJwkThumbprint(header.jwk);
+  if (access.cnf?.jkt !== jkt) return { status: 401, error: 'invalid_token', why: 'not bound to the proof key' };
+  dpopSeenJti.add(claims.jti);
+  return { status: 200, sub: access.sub, jkt, jti: claims.jti, tokenHash: claims.ath };
+}
+
+function dpopAnswer(send, result) {
+  if (result.status === 200) {
+    return send(200, 'application/json', `${JSON.stringify({ dpop: true, ...result })}\n`);
+  }
+  res401(send, result);
+  return undefined;
+}
+
+function res401(send, result) {
+  send.withHeaders(401, {
+    'content-type': 'application/json',
+    'www-authenticate': `DPoP error="${result.error}"`,
+    'dpop-nonce': DPOP_RS_NONCE,
+  }, `${JSON.stringify(result)}\n`);
+}
+
+function dpopEcho(req, url, send) {
+  req.resume();
+  req.on('end', async () => {
+    const request = {
+      method: req.method,
+      htu: `${DEMO_PUBLIC_URL}${url.pathname}`,
+      authorization: req.headers.authorization,
+      proof: req.headers.dpop,
+    };
+    const result = await checkDpopRequest(request);
+    if (result.status === 200) dpopLast = request;
+    dpopAnswer(send, result);
+  });
+  return undefined;
+}
+
+async function dpopReplay(send) {
+  if (!dpopLast) return send(404, 'application/json', '{"error":"nothing to replay"}\n');
+  return dpopAnswer(send, await checkDpopRequest(dpopLast));
 }
 
 // ---------------------------------------------------------------------------------------------

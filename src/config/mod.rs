@@ -255,6 +255,16 @@ pub struct ProviderConfig {
     /// `kind = "arcgis"` (SPEC 10): the portal's settings; `None` for an OpenID provider.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arcgis: Option<ArcgisConfig>,
+    /// `profile` (SPEC 12): `oidc` or `fapi2`.
+    pub profile: Profile,
+    /// `par` (SPEC 12): when the authorization request is pushed (RFC 9126).
+    pub par: ParMode,
+    /// `dpop` (SPEC 12): whether tokens are DPoP-bound (RFC 9449).
+    pub dpop: bool,
+    /// `private_key_alg` (SPEC 12): the `private_key_jwt` assertion's algorithm; absent,
+    /// it follows the key (RSA → RS256, or PS256 with `fapi2`; EC P-256 → ES256; Ed25519 → EdDSA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_alg: Option<ClientKeyAlg>,
 }
 
 /// The settings of a `kind = "arcgis"` provider (SPEC 10). Such a provider's `issuer` is
@@ -275,6 +285,43 @@ pub enum RolesFrom {
     Role,
     /// `privileges` of `community/self`.
     Privileges,
+}
+
+/// A provider's security profile (config key `profile`, SPEC 12).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Plain OpenID Connect.
+    #[default]
+    Oidc,
+    /// The FAPI 2.0 Security Profile: PAR, PKCE, DPoP, `private_key_jwt`, RFC 9207 `iss`.
+    Fapi2,
+}
+
+/// When the authorization request is pushed (config key `par`, RFC 9126).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParMode {
+    /// When discovery says `require_pushed_authorization_requests`.
+    #[default]
+    Auto,
+    /// Every login (the provider is not ready without a PAR endpoint).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The algorithm of `private_key_jwt` assertions (config key `private_key_alg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ClientKeyAlg {
+    /// RSASSA-PSS with SHA-256 (RSA key).
+    PS256,
+    /// ECDSA P-256 with SHA-256 (EC P-256 key).
+    ES256,
+    /// Ed25519 (Ed25519 key).
+    EdDSA,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RSA key; not with `fapi2`).
+    RS256,
 }
 
 /// `logout.*` of a provider.
@@ -364,6 +411,8 @@ pub enum Transport {
     TokenParameter,
     /// `?access_token=` query parameter.
     AccessTokenParameter,
+    /// `Authorization: DPoP` with a proof (RFC 9449), through the API proxy only (SPEC 12).
+    Dpop,
 }
 
 /// One `[[targets]]` entry (SPEC section 6).

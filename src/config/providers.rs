@@ -3,7 +3,10 @@
 
 use super::checks::{check_http_url, checked};
 use super::take::{Problems, Section};
-use super::{ArcgisConfig, ClientAuth, ProviderConfig, ProviderLogoutConfig, RolesFrom};
+use super::{
+    ArcgisConfig, ClientAuth, ClientKeyAlg, ParMode, Profile, ProviderConfig, ProviderLogoutConfig,
+    RolesFrom,
+};
 
 /// The algorithms `id_token_signed_response_alg` may name: the asymmetric JWS algorithms
 /// we verify (no `none`, no HMAC: a provider's tokens are checked with its public keys).
@@ -91,6 +94,24 @@ pub(super) fn provider(
         .bool(p, "rp_initiated")
         .unwrap_or(ProviderLogoutConfig::default().rp_initiated);
     logout_section.finish(p);
+    let high_assurance = high_assurance(&mut s, p, client_auth.as_ref());
+    // FAPI 2.0 Security Profile 5.4.1: PS256, ES256 or EdDSA only.
+    if high_assurance.profile == Profile::Fapi2
+        && let Some(algorithm) = id_token_signed_response_alg
+        && !matches!(
+            algorithm,
+            jsonwebtoken::Algorithm::PS256
+                | jsonwebtoken::Algorithm::ES256
+                | jsonwebtoken::Algorithm::EdDSA
+        )
+    {
+        p.push(
+            s.path_of("id_token_signed_response_alg"),
+            format!(
+                "\"{algorithm:?}\" contradicts profile \"fapi2\" (SPEC 12): use PS256, ES256 or EdDSA"
+            ),
+        );
+    }
     s.finish(p);
 
     let provider = (|| {
@@ -116,6 +137,10 @@ pub(super) fn provider(
             logout: ProviderLogoutConfig { rp_initiated },
             id_token_signed_response_alg,
             arcgis: None,
+            profile: high_assurance.profile,
+            par: high_assurance.par,
+            dpop: high_assurance.dpop,
+            private_key_alg: high_assurance.private_key_alg,
         })
     })();
     (id, provider)
@@ -229,6 +254,10 @@ fn arcgis_provider(mut s: Section, p: &mut Problems) -> (Option<String>, Option<
             introspection_for_opaque: false,
             logout: ProviderLogoutConfig { rp_initiated },
             id_token_signed_response_alg: None,
+            profile: super::Profile::Oidc,
+            par: super::ParMode::Never,
+            dpop: false,
+            private_key_alg: None,
             arcgis: Some(ArcgisConfig {
                 portal_url,
                 roles_from: roles_from.unwrap_or(RolesFrom::Role),
@@ -250,6 +279,86 @@ fn check_portal_url(url: &url::Url) -> Result<(), String> {
         Ok(())
     } else {
         Err("must be an https URL (http only to a loopback address)".to_owned())
+    }
+}
+
+const PROFILES: [(&str, Profile); 2] = [("oidc", Profile::Oidc), ("fapi2", Profile::Fapi2)];
+const PAR_MODES: [(&str, ParMode); 3] = [
+    ("auto", ParMode::Auto),
+    ("always", ParMode::Always),
+    ("never", ParMode::Never),
+];
+const KEY_ALGS: [(&str, ClientKeyAlg); 4] = [
+    ("PS256", ClientKeyAlg::PS256),
+    ("ES256", ClientKeyAlg::ES256),
+    ("EdDSA", ClientKeyAlg::EdDSA),
+    ("RS256", ClientKeyAlg::RS256),
+];
+
+/// `profile`, `par`, `dpop` and `private_key_alg` as configured, with what `fapi2` implies.
+struct HighAssurance {
+    profile: Profile,
+    par: ParMode,
+    dpop: bool,
+    private_key_alg: Option<ClientKeyAlg>,
+}
+
+/// SPEC 12: `profile = "fapi2"` implies PAR, DPoP and `private_key_jwt` without RS256; a
+/// key that says otherwise is named as a problem (exit 2).
+fn high_assurance(
+    s: &mut Section,
+    p: &mut Problems,
+    client_auth: Option<&ClientAuth>,
+) -> HighAssurance {
+    let profile = s.choice(p, "profile", &PROFILES).unwrap_or_default();
+    let par = s.choice(p, "par", &PAR_MODES);
+    let dpop = s.bool(p, "dpop");
+    let private_key_alg = s.choice(p, "private_key_alg", &KEY_ALGS);
+    let key_jwt = matches!(client_auth, Some(ClientAuth::PrivateKeyJwt { .. }));
+    if private_key_alg.is_some() && client_auth.is_some() && !key_jwt {
+        p.push(
+            s.path_of("private_key_alg"),
+            "is used only with auth_method \"private_key_jwt\"",
+        );
+    }
+    if profile == Profile::Fapi2 {
+        const FAPI: &str = "contradicts profile \"fapi2\" (SPEC 12)";
+        if par == Some(ParMode::Never) {
+            p.push(s.path_of("par"), format!("\"never\" {FAPI}"));
+        }
+        if dpop == Some(false) {
+            p.push(s.path_of("dpop"), format!("false {FAPI}"));
+        }
+        if private_key_alg == Some(ClientKeyAlg::RS256) {
+            p.push(
+                s.path_of("private_key_alg"),
+                format!("\"RS256\" {FAPI}: use PS256, ES256 or EdDSA"),
+            );
+        }
+        match client_auth {
+            Some(ClientAuth::ClientSecretBasic { .. } | ClientAuth::ClientSecretPost { .. }) => {
+                p.push(
+                    s.path_of("client_secret"),
+                    format!("a client secret {FAPI}: use auth_method \"private_key_jwt\""),
+                );
+            }
+            Some(ClientAuth::None) => p.push(
+                s.path_of("auth_method"),
+                format!("\"none\" {FAPI}: use \"private_key_jwt\""),
+            ),
+            Some(ClientAuth::PrivateKeyJwt { .. }) | None => {}
+        }
+    }
+    let fapi2 = profile == Profile::Fapi2;
+    HighAssurance {
+        profile,
+        par: if fapi2 {
+            ParMode::Always
+        } else {
+            par.unwrap_or_default()
+        },
+        dpop: fapi2 || dpop.unwrap_or(false),
+        private_key_alg,
     }
 }
 

@@ -45,10 +45,11 @@ const STRATEGY_KEYS: [&str; 14] = [
     "server_url",
 ];
 
-const TRANSPORTS: [(&str, Transport); 3] = [
+const TRANSPORTS: [(&str, Transport); 4] = [
     ("BEARER", Transport::Bearer),
     ("TOKEN_PARAMETER", Transport::TokenParameter),
     ("ACCESS_TOKEN_PARAMETER", Transport::AccessTokenParameter),
+    ("DPOP", Transport::Dpop),
 ];
 
 const DEFAULT_JWT_LIFETIME: Duration = Duration::from_secs(5 * 60);
@@ -115,6 +116,17 @@ pub(super) fn target(
         for key in leftovers {
             p.push(s.path_of(&key), format!("not used by strategy \"{name}\""));
         }
+    }
+    // SPEC 12: a DPoP-bound token never leaves the service, so only the proxy can use it.
+    if proxy_path.is_none()
+        && transport
+            .as_ref()
+            .is_some_and(|list| list.contains(&Transport::Dpop))
+    {
+        p.push(
+            s.path_of("transport"),
+            "\"DPOP\" needs proxy_path (SPEC 12)",
+        );
     }
     s.finish(p);
     Some(TargetConfig {

@@ -6,6 +6,7 @@ use std::path::Path;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
+use crate::config::ClientKeyAlg;
 use crate::crypto;
 use crate::error::{ApiError, InternalError};
 
@@ -35,50 +36,107 @@ pub enum KeyFileError {
         source: std::io::Error,
     },
     /// The file holds no usable private key.
-    #[error("{path} holds no RSA or EC P-256 private key")]
+    #[error("{path} holds no RSA, EC P-256 or Ed25519 private key")]
     NoKey {
         /// The file.
         path: String,
     },
+    /// The key does not fit `private_key_alg`.
+    #[error("{path} holds no key for private_key_alg {algorithm:?}")]
+    WrongKind {
+        /// The file.
+        path: String,
+        /// The configured algorithm.
+        algorithm: ClientKeyAlg,
+    },
 }
 
-/// A client key loaded from a PEM file (RSA → RS256, EC P-256 → ES256).
+/// A client key loaded from a PEM file (RSA → RS256, EC P-256 → ES256, Ed25519 → EdDSA,
+/// unless `private_key_alg` says PS256 for an RSA key).
 #[derive(Clone)]
 pub struct ClientKey {
     key: EncodingKey,
     algorithm: Algorithm,
+    /// The `aud` of every assertion, when not the endpoint's URL (FAPI 2.0: the issuer).
+    audience: Option<String>,
 }
 
 impl ClientKey {
     /// Reads a PKCS#8 or PKCS#1/SEC1 PEM private key.
     pub fn from_pem_file(path: &Path) -> Result<Self, KeyFileError> {
-        let pem = std::fs::read(path).map_err(|source| KeyFileError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
-            return Ok(Self {
-                key,
-                algorithm: Algorithm::RS256,
-            });
-        }
-        EncodingKey::from_ec_pem(&pem)
-            .map(|key| Self {
-                key,
-                algorithm: Algorithm::ES256,
-            })
-            .map_err(|_| KeyFileError::NoKey {
-                path: path.display().to_string(),
-            })
+        Self::from_pem_file_for(path, None, false)
     }
 
-    /// A fresh assertion for `client_id` at `token_url`, valid for one minute.
+    /// Reads a PEM private key for `algorithm` (absent: the key's usual one; an RSA key
+    /// signs PS256 when `rsa_pss` is set, as FAPI 2.0 requires).
+    pub fn from_pem_file_for(
+        path: &Path,
+        algorithm: Option<ClientKeyAlg>,
+        rsa_pss: bool,
+    ) -> Result<Self, KeyFileError> {
+        let name = || path.display().to_string();
+        let pem = std::fs::read(path).map_err(|source| KeyFileError::Read {
+            path: name(),
+            source,
+        })?;
+        let (key, usual) = if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
+            let usual = if rsa_pss {
+                Algorithm::PS256
+            } else {
+                Algorithm::RS256
+            };
+            (key, usual)
+        } else if let Ok(key) = EncodingKey::from_ec_pem(&pem) {
+            (key, Algorithm::ES256)
+        } else if let Ok(key) = EncodingKey::from_ed_pem(&pem) {
+            (key, Algorithm::EdDSA)
+        } else {
+            return Err(KeyFileError::NoKey { path: name() });
+        };
+        let algorithm = match algorithm {
+            None => usual,
+            Some(wanted) => {
+                let algorithm = match wanted {
+                    ClientKeyAlg::PS256 => Algorithm::PS256,
+                    ClientKeyAlg::RS256 => Algorithm::RS256,
+                    ClientKeyAlg::ES256 => Algorithm::ES256,
+                    ClientKeyAlg::EdDSA => Algorithm::EdDSA,
+                };
+                if key.family() != algorithm.family() {
+                    return Err(KeyFileError::WrongKind {
+                        path: name(),
+                        algorithm: wanted,
+                    });
+                }
+                algorithm
+            }
+        };
+        Ok(Self {
+            key,
+            algorithm,
+            audience: None,
+        })
+    }
+
+    /// This key with `audience` as every assertion's `aud` instead of the endpoint's URL.
+    pub fn with_audience(mut self, audience: String) -> Self {
+        self.audience = Some(audience);
+        self
+    }
+
+    /// The algorithm assertions are signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// A fresh assertion for `client_id` at `token_url` (or for the audience set with
+    /// [`ClientKey::with_audience`]), valid for one minute.
     pub fn assertion(&self, client_id: &str, token_url: &str) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = AssertionClaims {
             iss: client_id,
             sub: client_id,
-            aud: token_url,
+            aud: self.audience.as_deref().unwrap_or(token_url),
             jti: crypto::random_token::<16>()?,
             iat: now,
             exp: now + 60,

@@ -18,12 +18,15 @@ use url::Url;
 
 pub use super::authorize_url::{AuthorizeUrlBase, LoginHints};
 use super::client_auth::JWT_BEARER_ASSERTION;
+use super::dpop::{
+    self, DpopKey, Prover, is_dpop_token_type, is_nonce_demand, send_for_openidconnect,
+};
 use super::jwt::jwt_payload;
 use super::provider::{Discovered, Provider};
-use super::token_endpoint::expiry_after;
+use super::token_endpoint::{TokenClient, authenticated_post, expiry_after};
 use crate::clock::unix_now;
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, printable};
 use crate::redirect::ReturnUrl;
 use crate::session::{LOGIN_SECRET_LEN, LoginSecret, ProviderTokens};
 
@@ -117,6 +120,111 @@ pub fn begin_login(
     })
 }
 
+/// How long the provider's PAR endpoint may take.
+const PAR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The parameters of an authorization request we push (RFC 9126 section 2.1); the
+/// authorization endpoint's own query parameters stay on the browser's URL.
+const PUSHED_PARAMETERS: [&str; 10] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "code_challenge_method",
+    "state",
+    "nonce",
+    "code_challenge",
+    "prompt",
+    "login_hint",
+];
+
+#[derive(Deserialize)]
+struct PushedRequest {
+    request_uri: String,
+}
+
+#[derive(Deserialize)]
+struct PushError {
+    error: String,
+}
+
+/// RFC 9126: when the provider's logins are pushed, POSTs `start`'s authorization
+/// parameters with client authentication to the PAR endpoint and points the browser at
+/// the authorization endpoint with only `client_id` and the returned `request_uri`.
+/// Else `start` as it is. A failed push is one WARN line: `PROVIDER_UNAVAILABLE` when the
+/// endpoint cannot be reached or fails (5xx), `LOGIN_FAILED` when it refuses (4xx).
+pub async fn push_authorization_request(
+    provider: &Provider,
+    discovered: &Discovered,
+    http: &reqwest::Client,
+    mut start: LoginStart,
+) -> Result<LoginStart, ApiError> {
+    if !discovered.push_requests {
+        return Ok(start);
+    }
+    let id = provider.id();
+    let unavailable = |reason: &str| {
+        tracing::warn!(check = "pushed authorization request", provider = %id, reason, "login refused");
+        ApiError::ProviderUnavailable(id.to_owned())
+    };
+    let endpoint = discovered
+        .par_endpoint
+        .as_ref()
+        .ok_or_else(|| unavailable("no pushed_authorization_request_endpoint"))?;
+    let full = Url::parse(&start.authorize_url)
+        .map_err(|_| unavailable("the authorization URL is not a URL"))?;
+    // `authenticated_post` adds `client_id` itself for every method but HTTP Basic.
+    let basic = matches!(
+        provider.config.client_auth,
+        crate::config::ClientAuth::ClientSecretBasic { .. }
+    );
+    let form: Vec<(&'static str, String)> = full
+        .query_pairs()
+        .filter_map(|(name, value)| {
+            let name = PUSHED_PARAMETERS.iter().find(|known| **known == name)?;
+            (basic || *name != "client_id").then(|| (*name, value.into_owned()))
+        })
+        .collect();
+    let client = TokenClient {
+        client_id: &provider.config.client_id,
+        auth: &provider.config.client_auth,
+        key: provider.client_key.as_ref(),
+    };
+    let request = authenticated_post(http, endpoint, &client, form)
+        .map_err(|_| unavailable("the client assertion could not be signed"))?;
+    let response = request
+        .timeout(PAR_TIMEOUT)
+        .send()
+        .await
+        .map_err(|_| unavailable("the PAR endpoint could not be reached"))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|_| unavailable("the PAR endpoint's answer broke off"))?;
+    if status.is_server_error() {
+        return Err(unavailable(&format!("the PAR endpoint answered {status}")));
+    }
+    if !status.is_success() {
+        let error = serde_json::from_slice::<PushError>(&body)
+            .map(|answer| printable(&answer.error))
+            .unwrap_or_else(|_| "unknown".to_owned());
+        tracing::warn!(check = "pushed authorization request", provider = %id, %status, %error, "login refused");
+        return Err(ApiError::login_failed(format!(
+            "the provider refused the authorization request ({error})"
+        )));
+    }
+    let pushed = serde_json::from_slice::<PushedRequest>(&body)
+        .map_err(|_| unavailable("the PAR endpoint's answer has no request_uri"))?;
+    let mut url = discovered.authorization_endpoint.clone();
+    url.set_fragment(None);
+    url.query_pairs_mut()
+        .append_pair("client_id", &provider.config.client_id)
+        .append_pair("request_uri", &pushed.request_uri);
+    start.authorize_url = url.into();
+    Ok(start)
+}
+
 /// Exchanges `code`, verifies the ID token and gathers the user's claims.
 pub async fn finish_login(
     provider: &Provider,
@@ -128,7 +236,26 @@ pub async fn finish_login(
         .discovered(http)
         .await
         .map_err(|_| ApiError::login_upstream_failed("the identity provider is unavailable"))?;
-    let response = exchange_code(provider, &discovered, http, pending, code).await?;
+    // RFC 9449: the session's key is made now, before the code exchange binds the tokens.
+    let dpop_key = match provider.config.dpop {
+        true => Some(DpopKey::generate().map_err(|_| crypto::CryptoError)?),
+        false => None,
+    };
+    let response = exchange_code(
+        provider,
+        &discovered,
+        http,
+        pending,
+        code,
+        dpop_key.as_ref(),
+    )
+    .await?;
+    // RFC 9449 section 5: a token not bound to our key would be a bearer token after all.
+    if dpop_key.is_some() && !is_dpop_token_type(response.token_type().as_ref()) {
+        return Err(ApiError::login_failed(
+            "the provider issued a token that is not DPoP-bound (token_type)",
+        ));
+    }
     let id_token = response
         .id_token()
         .ok_or_else(|| ApiError::login_failed("the provider sent no ID token"))?;
@@ -185,7 +312,12 @@ pub async fn finish_login(
     if provider.config.use_userinfo_endpoint
         && let Some(endpoint) = &discovered.userinfo_endpoint
     {
-        merge_userinfo(http, endpoint, &access_token, &subject, &mut claims).await?;
+        let prover = dpop_key.as_ref().map(|key| Prover {
+            key,
+            nonce: &provider.dpop_nonce,
+            access_token: Some(&access_token),
+        });
+        merge_userinfo(http, endpoint, &access_token, prover, &subject, &mut claims).await?;
     }
     Ok(LoginOutcome {
         subject,
@@ -199,6 +331,7 @@ pub async fn finish_login(
                 .expires_in()
                 .and_then(|lifetime| expiry_after(unix_now(), lifetime.as_secs_f64())),
             refresh_token: response.refresh_token().map(|token| token.secret().clone()),
+            dpop_key: dpop_key.map(|key| key.stored().to_owned()),
         },
     })
 }
@@ -209,24 +342,57 @@ async fn exchange_code(
     http: &reqwest::Client,
     pending: &PendingLogin,
     code: &str,
+    dpop_key: Option<&DpopKey>,
 ) -> Result<openidconnect::core::CoreTokenResponse, ApiError> {
-    let mut request = discovered
-        .client
-        .exchange_code(AuthorizationCode::new(code.to_owned()))
-        .map_err(|_| ApiError::login_upstream_failed("the provider has no token endpoint"))?
-        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
-    if let (Some(key), Some(token_url)) = (&provider.client_key, &discovered.token_endpoint) {
-        // No `client_id` here: the oauth2 crate already sends it for a client without a
-        // secret, and RFC 6749 section 3.2 forbids repeating a parameter.
-        request = request
-            .add_extra_param("client_assertion_type", JWT_BEARER_ASSERTION)
-            .add_extra_param(
-                "client_assertion",
-                key.assertion(&provider.config.client_id, token_url.as_str())?,
-            );
-    }
-    let traced = |request| crate::http_client::send_http(http, request, "token");
-    request.request_async(&traced).await.map_err(|error| match error {
+    let build = || -> Result<_, ApiError> {
+        let mut request = discovered
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|_| ApiError::login_upstream_failed("the provider has no token endpoint"))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+        if let (Some(key), Some(token_url)) = (&provider.client_key, &discovered.token_endpoint) {
+            // No `client_id` here: the oauth2 crate already sends it for a client without a
+            // secret, and RFC 6749 section 3.2 forbids repeating a parameter.
+            request = request
+                .add_extra_param("client_assertion_type", JWT_BEARER_ASSERTION)
+                .add_extra_param(
+                    "client_assertion",
+                    key.assertion(&provider.config.client_id, token_url.as_str())?,
+                );
+        }
+        Ok(request)
+    };
+    let answer = match dpop_key {
+        None => {
+            let traced = |request| async move {
+                crate::http_client::send_http(http, request, "token")
+                    .await
+                    .map_err(|error| openidconnect::HttpClientError::Reqwest(Box::new(error)))
+            };
+            build()?.request_async(&traced).await
+        }
+        Some(key) => {
+            let prover = Prover {
+                key,
+                nonce: &provider.dpop_nonce,
+                access_token: None,
+            };
+            let client = move |request| send_for_openidconnect(http, request, prover);
+            let before = provider.dpop_nonce.get();
+            match build()?.request_async(&client).await {
+                // RFC 9449 section 8: once more with the nonce just handed out, and a
+                // fresh client assertion (its jti is single use).
+                Err(RequestTokenError::ServerResponse(response))
+                    if is_nonce_demand(response.error().as_ref())
+                        && provider.dpop_nonce.get() != before =>
+                {
+                    build()?.request_async(&client).await
+                }
+                answer => answer,
+            }
+        }
+    };
+    answer.map_err(|error| match error {
         RequestTokenError::ServerResponse(response) => ApiError::login_failed(format!(
             "the provider refused the authorization code ({})",
             response.error().as_ref()
@@ -247,14 +413,35 @@ async fn merge_userinfo(
     http: &reqwest::Client,
     endpoint: &Url,
     access_token: &str,
+    prover: Option<Prover<'_>>,
     subject: &str,
     claims: &mut Map<String, Value>,
 ) -> Result<(), ApiError> {
     let request = http
         .get(endpoint.clone())
-        .bearer_auth(access_token)
         .header(reqwest::header::ACCEPT, "application/json");
-    let response = match crate::http_client::send(request, "userinfo").await {
+    let sent = match prover {
+        // RFC 9449 section 7.1: the bound token goes with the DPoP scheme and a proof.
+        Some(prover) => {
+            let request = request.header(
+                reqwest::header::AUTHORIZATION,
+                format!("DPoP {access_token}"),
+            );
+            let build = || {
+                request
+                    .try_clone()
+                    .and_then(|request| request.build().ok())
+                    .ok_or(dpop::SendError::Build)
+            };
+            dpop::send(http, build, prover, "userinfo")
+                .await
+                .map_err(|error| error.to_string())
+        }
+        None => crate::http_client::send(request.bearer_auth(access_token), "userinfo")
+            .await
+            .map_err(|error| error.to_string()),
+    };
+    let response = match sent {
         Ok(response) if response.status().is_success() => response,
         Ok(response) => {
             tracing::warn!(status = %response.status(), "userinfo endpoint refused; using ID token claims only");

@@ -87,6 +87,14 @@ pub async fn complete_login(
             "the provider answered '{error}'"
         )));
     }
+    // FAPI 2.0 Security Profile 5.3.2.2: the response must name its issuer (RFC 9207).
+    if provider.config.profile == crate::config::Profile::Fapi2 && callback.iss.is_none() {
+        return Err(refused(
+            "iss",
+            Some(id),
+            "the authorization response names no issuer (FAPI 2.0 requires RFC 9207 iss)",
+        ));
+    }
     // RFC 9207: a response naming another issuer is a mix-up attack.
     if let Some(issuer) = callback.iss
         && issuer != provider.issuer()

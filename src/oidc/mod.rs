@@ -6,6 +6,7 @@ pub mod backchannel;
 pub mod bearer;
 pub mod claims;
 pub mod client_auth;
+pub mod dpop;
 pub mod flow;
 pub mod id_token;
 pub mod jwt;

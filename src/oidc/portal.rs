@@ -79,6 +79,7 @@ pub async fn finish_login(
             access_token: Some(answer.access_token),
             access_token_issued_at: Some(now),
             refresh_token: answer.refresh_token,
+            dpop_key: None,
         },
     })
 }
@@ -110,6 +111,7 @@ pub async fn refresh(
             expires_in: answer.expires_in,
             refresh_token: answer.refresh_token,
             id_token: None,
+            token_type: None,
         }),
         Err(PortalError::Refused { code }) => Err(TokenError::Refused {
             code: format!("arcgis error {code}"),

@@ -25,7 +25,7 @@ use url::Url;
 use super::authorize_url::AuthorizeUrlBase;
 use super::client_auth::ClientKey;
 use crate::arcgis::Portal;
-use crate::config::{ClientAuth, ProviderConfig};
+use crate::config::{ClientAuth, ParMode, Profile, ProviderConfig};
 use crate::error::ApiError;
 
 /// The openidconnect client type we build from discovery (auth URL set, token and
@@ -85,6 +85,15 @@ pub struct Discovered {
     /// (`id_token_signed_response_alg`, or chosen from discovery); see
     /// [`super::jwt::id_token_algorithm`].
     pub id_token_algorithm: Algorithm,
+    /// The authorization endpoint (the browser goes there, with PAR only with
+    /// `client_id` and `request_uri`).
+    pub authorization_endpoint: Url,
+    /// RFC 9126 `pushed_authorization_request_endpoint`.
+    pub par_endpoint: Option<Url>,
+    /// Whether logins push their authorization requests (`par` with what discovery says).
+    pub push_requests: bool,
+    /// RFC 9449 `dpop_signing_alg_values_supported` (empty: not advertised).
+    pub dpop_algorithms: Vec<String>,
     /// The discovery document as fetched, to tell whether a check found it changed.
     document: Vec<u8>,
 }
@@ -106,6 +115,13 @@ struct ExtraMetadata {
     revocation_endpoint: Option<Url>,
     #[serde(default)]
     id_token_signing_alg_values_supported: Vec<String>,
+    authorization_endpoint: Url,
+    #[serde(default)]
+    pushed_authorization_request_endpoint: Option<Url>,
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
+    #[serde(default)]
+    dpop_signing_alg_values_supported: Vec<String>,
 }
 
 /// When the provider last answered a check, and when one last failed.
@@ -132,6 +148,8 @@ pub struct Provider {
     pub config: ProviderConfig,
     /// The key for `private_key_jwt` client authentication, when configured.
     pub client_key: Option<ClientKey>,
+    /// The provider's last `DPoP-Nonce` (RFC 9449 section 8).
+    pub dpop_nonce: super::dpop::DpopNonce,
     redirect_uri: RedirectUrl,
     discovered: RwLock<Option<Arc<Discovered>>>,
     last_problem: RwLock<String>,
@@ -149,7 +167,15 @@ impl Provider {
     /// configured client key cannot be read.
     pub fn new(config: ProviderConfig, redirect_uri: RedirectUrl) -> Result<Self, KeyFileError> {
         let client_key = match &config.client_auth {
-            ClientAuth::PrivateKeyJwt { key_file } => Some(ClientKey::from_pem_file(key_file)?),
+            ClientAuth::PrivateKeyJwt { key_file } => {
+                let fapi2 = config.profile == Profile::Fapi2;
+                let key = ClientKey::from_pem_file_for(key_file, config.private_key_alg, fapi2)?;
+                // FAPI 2.0 Security Profile 5.3.2.1: the assertion's audience is the issuer.
+                Some(match fapi2 {
+                    true => key.with_audience(trim_root_slash(&config.issuer)),
+                    false => key,
+                })
+            }
             _ => None,
         };
         let portal = Portal::new(&config, redirect_uri.as_str());
@@ -157,6 +183,7 @@ impl Provider {
             config,
             portal,
             client_key,
+            dpop_nonce: super::dpop::DpopNonce::default(),
             redirect_uri,
             discovered: RwLock::new(None),
             last_problem: RwLock::new("discovery not loaded yet".to_owned()),
@@ -400,6 +427,8 @@ impl Provider {
                 extra.issuer
             ));
         }
+        let push_requests = self.high_assurance_ready(&extra)?;
+        let id_token_algorithm = self.id_token_algorithm(&extra)?;
         let metadata: CoreProviderMetadata = serde_json::from_slice(&document)
             .map_err(|error| format!("discovery document is invalid: {error}"))?;
         let keys = get_bytes(http, extra.jwks_uri.as_str(), "jwks").await?;
@@ -442,12 +471,70 @@ impl Provider {
                 .clone()
                 .or(extra.introspection_endpoint),
             revocation_endpoint: extra.revocation_endpoint,
-            id_token_algorithm: super::jwt::id_token_algorithm(
-                self.config.id_token_signed_response_alg,
-                &extra.id_token_signing_alg_values_supported,
-            )?,
+            id_token_algorithm,
+            authorization_endpoint: extra.authorization_endpoint,
+            par_endpoint: extra.pushed_authorization_request_endpoint,
+            push_requests,
+            dpop_algorithms: extra.dpop_signing_alg_values_supported,
             document,
         })
+    }
+
+    /// The one ID token algorithm (SPEC 3): `id_token_signed_response_alg`, else from
+    /// discovery; with `fapi2` only PS256, ES256 or EdDSA (FAPI 2.0 Security Profile 5.4.1),
+    /// the first of them discovery lists; none makes the provider not ready.
+    fn id_token_algorithm(&self, extra: &ExtraMetadata) -> Result<Algorithm, String> {
+        let listed = &extra.id_token_signing_alg_values_supported;
+        if self.config.profile != Profile::Fapi2
+            || self.config.id_token_signed_response_alg.is_some()
+        {
+            return super::jwt::id_token_algorithm(
+                self.config.id_token_signed_response_alg,
+                listed,
+            );
+        }
+        [("PS256", Algorithm::PS256), ("ES256", Algorithm::ES256), ("EdDSA", Algorithm::EdDSA)]
+            .into_iter()
+            .find(|(name, _)| listed.iter().any(|listed| listed == name))
+            .map(|(_, algorithm)| algorithm)
+            .ok_or_else(|| {
+                "id_token_signing_alg_values_supported names none of PS256, ES256, EdDSA (profile fapi2)"
+                    .to_owned()
+            })
+    }
+
+    /// SPEC 12: whether logins push their requests, or why discovery lacks what `par`,
+    /// `dpop` and `profile = "fapi2"` need (the provider is then not ready and its logins
+    /// answer 502).
+    fn high_assurance_ready(&self, extra: &ExtraMetadata) -> Result<bool, String> {
+        let push = match self.config.par {
+            ParMode::Always => true,
+            ParMode::Never => false,
+            // RFC 9126 section 5.
+            ParMode::Auto => extra.require_pushed_authorization_requests,
+        };
+        if push && extra.pushed_authorization_request_endpoint.is_none() {
+            return Err(
+                "discovery names no pushed_authorization_request_endpoint (PAR is required)"
+                    .to_owned(),
+            );
+        }
+        if (self.config.dpop || self.config.profile == Profile::Fapi2)
+            && extra.token_endpoint.is_none()
+        {
+            return Err("discovery names no token_endpoint (DPoP and FAPI 2.0 need it)".to_owned());
+        }
+        // RFC 9449 section 5.1: we sign ES256; a provider listing others only cannot take it.
+        if self.config.dpop
+            && !extra.dpop_signing_alg_values_supported.is_empty()
+            && !extra
+                .dpop_signing_alg_values_supported
+                .iter()
+                .any(|alg| alg == super::dpop::DPOP_ALGORITHM)
+        {
+            return Err("dpop_signing_alg_values_supported lacks ES256 (dpop = true)".to_owned());
+        }
+        Ok(push)
     }
 }
 

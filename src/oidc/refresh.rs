@@ -4,8 +4,9 @@
 //! new refresh token replaces the old one, an absent one keeps it. A refresh the provider
 //! refuses ends the session.
 
+use super::dpop::{DpopKey, Prover};
 use super::id_token::{OriginalLogin, verify_refreshed};
-use super::token_endpoint::{TokenClient, TokenError, expiry_after, request_token};
+use super::token_endpoint::{TokenClient, TokenError, expiry_after, request_token_with};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -129,7 +130,27 @@ async fn refresh(
                 ("grant_type", "refresh_token".to_owned()),
                 ("refresh_token", refresh_token),
             ];
-            request_token(state.http, &token_url, &client, form).await
+            // RFC 9449 section 5: a DPoP session refreshes with a proof of its own key.
+            let dpop_key = match (
+                provider.config.dpop,
+                session.record.tokens.get().dpop_key.as_deref(),
+            ) {
+                (false, _) => None,
+                (true, Some(stored)) => Some(DpopKey::from_stored(stored).map_err(|_| {
+                    ApiError::TokenUnavailable("The session's DPoP key is unreadable".to_owned())
+                })?),
+                (true, None) => {
+                    return Err(ApiError::Unauthorized(
+                        "The session has no DPoP key; log in again",
+                    ));
+                }
+            };
+            let prover = dpop_key.as_ref().map(|key| Prover {
+                key,
+                nonce: &provider.dpop_nonce,
+                access_token: None,
+            });
+            request_token_with(state.http, &token_url, &client, form, prover).await
         }
     };
     state

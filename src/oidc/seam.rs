@@ -22,7 +22,9 @@ pub async fn start_login(
         return super::portal::begin_login(portal, return_url);
     }
     let discovered = provider.discovered_for_login(http).await?;
-    flow::begin_login(provider, &discovered, return_url, hints)
+    let start = flow::begin_login(provider, &discovered, return_url, hints)?;
+    // RFC 9126: pushed when `par` (or the provider) asks for it; else returned as is.
+    flow::push_authorization_request(provider, &discovered, http, start).await
 }
 
 /// Redeems `code` and gathers the user at `provider`, whatever its kind.

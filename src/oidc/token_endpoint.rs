@@ -8,6 +8,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::client_auth::{ClientKey, JWT_BEARER_ASSERTION};
+use super::dpop::{self, Prover, SendError};
 use crate::config::ClientAuth;
 use crate::error::printable;
 
@@ -63,6 +64,9 @@ pub struct TokenAnswer {
     /// A new ID token (refresh grants of some providers).
     #[serde(default)]
     pub id_token: Option<String>,
+    /// `token_type` (`Bearer`, `DPoP`, …).
+    #[serde(default)]
+    pub token_type: Option<String>,
 }
 
 impl std::fmt::Debug for TokenAnswer {
@@ -97,6 +101,9 @@ pub enum TokenError {
     /// We could not sign our client assertion.
     #[error("the client assertion could not be signed")]
     Assertion,
+    /// A DPoP call got a token whose `token_type` is not `DPoP` (RFC 9449 section 5).
+    #[error("the token endpoint issued a token that is not DPoP-bound")]
+    NotDpopBound,
 }
 
 #[derive(Deserialize)]
@@ -111,18 +118,60 @@ pub async fn request_token(
     client: &TokenClient<'_>,
     form: Vec<(&'static str, String)>,
 ) -> Result<TokenAnswer, TokenError> {
-    let request =
-        authenticated_post(http, token_url, client, form)?.timeout(TOKEN_ENDPOINT_TIMEOUT);
-    let response = crate::http_client::send(request, "token")
-        .await
-        .map_err(|_| TokenError::Unreachable)?;
+    request_token_with(http, token_url, client, form, None).await
+}
+
+/// [`request_token`], with a DPoP proof (RFC 9449 section 5) when `prover` is given; the
+/// answer must then be a `DPoP` token.
+pub async fn request_token_with(
+    http: &reqwest::Client,
+    token_url: &Url,
+    client: &TokenClient<'_>,
+    form: Vec<(&'static str, String)>,
+    prover: Option<Prover<'_>>,
+) -> Result<TokenAnswer, TokenError> {
+    let response = match prover {
+        None => {
+            let request =
+                authenticated_post(http, token_url, client, form)?.timeout(TOKEN_ENDPOINT_TIMEOUT);
+            crate::http_client::send(request, "token")
+                .await
+                .map_err(|_| TokenError::Unreachable)?
+        }
+        Some(prover) => {
+            // Built anew for a nonce retry: a client assertion is single use too.
+            let build = || {
+                authenticated_post(http, token_url, client, form.clone())
+                    .map_err(|_| SendError::Build)?
+                    .timeout(TOKEN_ENDPOINT_TIMEOUT)
+                    .build()
+                    .map_err(|_| SendError::Build)
+            };
+            dpop::send(http, build, prover, "token")
+                .await
+                .map_err(|error| match error {
+                    SendError::Proof | SendError::Build => TokenError::Assertion,
+                    SendError::Http(_) => TokenError::Unreachable,
+                })?
+        }
+    };
     let status = response.status();
     let body = response
         .bytes()
         .await
         .map_err(|_| TokenError::Unreachable)?;
     if status.is_success() {
-        return serde_json::from_slice::<TokenAnswer>(&body).map_err(|_| TokenError::Malformed);
+        let answer =
+            serde_json::from_slice::<TokenAnswer>(&body).map_err(|_| TokenError::Malformed)?;
+        if prover.is_some()
+            && !answer
+                .token_type
+                .as_deref()
+                .is_some_and(dpop::is_dpop_token_type)
+        {
+            return Err(TokenError::NotDpopBound);
+        }
+        return Ok(answer);
     }
     let code = serde_json::from_slice::<ErrorAnswer>(&body)
         .map(|answer| printable(&answer.error))

@@ -18,11 +18,12 @@ use std::task::{Context, Poll};
 use actix_web::body::{self, SizedStream};
 use actix_web::http::header::{
     AUTHORIZATION, CONTENT_LENGTH, CONTENT_LOCATION, HeaderMap, HeaderName, HeaderValue, LOCATION,
-    TRANSFER_ENCODING,
+    TRANSFER_ENCODING, WWW_AUTHENTICATE,
 };
 use actix_web::{HttpResponse, web};
 use awc::error::SendRequestError;
 use futures_util::Stream;
+use futures_util::StreamExt as _;
 use tokio::time::Instant;
 use url::Url;
 
@@ -33,6 +34,7 @@ use super::upstream_io::wire_uri;
 use super::{Proxy, ProxyRoute, UpstreamClient};
 use crate::config::Transport;
 use crate::extract::declared_length;
+use crate::oidc::dpop::{DpopKey, DpopNonce, demands_nonce_header};
 
 /// The browser's request, as far as the proxy needs it.
 pub struct Incoming<'a> {
@@ -44,6 +46,8 @@ pub struct Incoming<'a> {
     pub peer: Option<IpAddr>,
     /// The resolved upstream URL (see [`super::path::upstream_url`]), without the token.
     pub url: Url,
+    /// The session's DPoP key, for the `DPOP` transport (SPEC 12).
+    pub dpop_key: Option<DpopKey>,
 }
 
 /// Why nothing (or not all) came back from the target.
@@ -94,28 +98,68 @@ impl Proxy {
             }
             Transport::TokenParameter => Some("token"),
             Transport::AccessTokenParameter => Some("access_token"),
+            // RFC 9449 section 7.1.
+            Transport::Dpop => {
+                let value = HeaderValue::from_str(&format!("DPoP {token}"))
+                    .map_err(|_| ForwardError::Unavailable("token is not a valid header value"))?;
+                authorization = Some(value);
+                None
+            }
         };
         if let Some(parameter) = parameter {
             add_query_token(&mut url, parameter, token);
         }
         let uri = wire_uri(&url, route.tls).ok_or(ForwardError::Unavailable("url"))?;
-        let mut request = client.0.request(incoming.method.clone(), uri);
-        let upstream_headers = request.headers_mut();
-        headers::upstream_request_headers(incoming.headers, &forwarding, upstream_headers);
-        if let Some(value) = authorization {
-            upstream_headers.insert(AUTHORIZATION, value);
-        }
         // The upstream call's span; its trace context replaces any the browser sent.
         let span = crate::spans::outbound(
             "proxy",
             incoming.method.as_str(),
             url.host_str().unwrap_or_default(),
         );
-        for (name, value) in crate::spans::context_headers(&span) {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                upstream_headers.insert(HeaderName::from_static(name), value);
+        let trace_context: Vec<(HeaderName, HeaderValue)> = crate::spans::context_headers(&span)
+            .into_iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_static(name),
+                    HeaderValue::from_str(&value).ok()?,
+                ))
+            })
+            .collect();
+        let build = |proof: Option<HeaderValue>| {
+            let mut request = client.0.request(incoming.method.clone(), uri.clone());
+            let upstream_headers = request.headers_mut();
+            headers::upstream_request_headers(incoming.headers, &forwarding, upstream_headers);
+            for (name, value) in &trace_context {
+                upstream_headers.insert(name.clone(), value.clone());
             }
+            if let Some(value) = authorization.clone() {
+                upstream_headers.insert(AUTHORIZATION, value);
+            }
+            if let Some(proof) = proof {
+                upstream_headers.insert(HeaderName::from_static("dpop"), proof);
+            }
+            request
+        };
+        if let Some(key) = &incoming.dpop_key {
+            let prover = ProxyProver {
+                key,
+                nonce: &route.dpop_nonce,
+                method: incoming.method.as_str(),
+                url: &url,
+                token,
+            };
+            let rewrite = Rewrite {
+                request_url: &url,
+                target: &route.target_url,
+                public_prefix: &route.public_prefix,
+                parameter,
+                token,
+            };
+            return self
+                .forward_dpop(route, prover, build, incoming.headers, payload, &rewrite)
+                .await;
         }
+        let request = build(None);
         let started = Instant::now();
         let (sent, upload) = match body_length(incoming.headers) {
             Some(0) => {
@@ -179,6 +223,75 @@ impl Proxy {
             token,
         };
         Ok(downstream(response, &rewrite))
+    }
+
+    /// The `DPOP` transport (SPEC 12): each attempt with a fresh proof for the upstream
+    /// method and URL; a `use_dpop_nonce` 401 is sent once more with the target's new
+    /// nonce when the body is empty or small enough to have been read whole
+    /// ([`DPOP_RETRY_BODY`]); a streamed body goes once.
+    async fn forward_dpop(
+        &self,
+        route: &ProxyRoute,
+        prover: ProxyProver<'_>,
+        build: impl Fn(Option<HeaderValue>) -> awc::ClientRequest,
+        incoming_headers: &HeaderMap,
+        mut payload: web::Payload,
+        rewrite: &Rewrite<'_>,
+    ) -> Result<HttpResponse, ForwardError> {
+        let length = body_length(incoming_headers);
+        let started = Instant::now();
+        let observe = || {
+            self.metrics
+                .upstream_latency
+                .with_label_values(&[route.target_url.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+        };
+        let body = match length {
+            Some(length) if length <= DPOP_RETRY_BODY.min(self.max_body) => {
+                Some(read_whole(&mut payload, length).await?)
+            }
+            _ => None,
+        };
+        let Some(body) = body else {
+            let request = build(Some(prover.proof()?));
+            let (stream, upload) = self.upload(payload, started);
+            let sent = match length {
+                Some(length) => {
+                    let send = request.send_body(SizedStream::new(length, stream));
+                    self.within_timeout(send, Some(&upload), started).await
+                }
+                None => {
+                    let send = request.send_stream(stream);
+                    self.within_timeout(send, Some(&upload), started).await
+                }
+            };
+            observe();
+            if upload.exceeded.get() {
+                return Err(ForwardError::TooLarge);
+            }
+            let response = answered(sent)?;
+            prover.remember(&response);
+            return Ok(downstream(response, rewrite));
+        };
+        let send = build(Some(prover.proof()?)).send_body(body.clone());
+        let response = answered(self.within_timeout(send, None, started).await)?;
+        let fresh_nonce = prover.remember(&response);
+        let demanded = response.status() == actix_web::http::StatusCode::UNAUTHORIZED
+            && demands_nonce_header(
+                response
+                    .headers()
+                    .get_all(WWW_AUTHENTICATE)
+                    .map(HeaderValue::as_bytes),
+            );
+        if !(demanded && fresh_nonce) {
+            observe();
+            return Ok(downstream(response, rewrite));
+        }
+        let send = build(Some(prover.proof()?)).send_body(body);
+        let response = answered(self.within_timeout(send, None, Instant::now()).await)?;
+        observe();
+        prover.remember(&response);
+        Ok(downstream(response, rewrite))
     }
 
     /// Polls `send` to its answer unless `proxy.timeout` passes first, counted from the
@@ -262,6 +375,75 @@ impl Stream for Limited {
                 }
             }
         })
+    }
+}
+
+/// The browser's whole body of declared `length` (at most [`DPOP_RETRY_BODY`]).
+async fn read_whole(payload: &mut web::Payload, length: u64) -> Result<web::Bytes, ForwardError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ForwardError::Unavailable("request body broke off"))?;
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > length {
+            return Err(ForwardError::TooLarge);
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// The largest body the `DPOP` transport reads whole so that a nonce retry can resend it
+/// (SPEC 12).
+pub const DPOP_RETRY_BODY: u64 = 64 * 1024;
+
+/// What a `DPOP` attempt proves and with which key.
+struct ProxyProver<'a> {
+    key: &'a DpopKey,
+    nonce: &'a DpopNonce,
+    method: &'a str,
+    url: &'a Url,
+    token: &'a str,
+}
+
+impl ProxyProver<'_> {
+    /// A fresh proof for the upstream request, with `ath` and the target's nonce.
+    fn proof(&self) -> Result<HeaderValue, ForwardError> {
+        let proof = self
+            .key
+            .proof(
+                self.method,
+                self.url,
+                Some(self.token),
+                self.nonce.get().as_deref(),
+            )
+            .map_err(|_| ForwardError::Unavailable("DPoP proof could not be made"))?;
+        HeaderValue::from_str(&proof).map_err(|_| ForwardError::Unavailable("DPoP proof"))
+    }
+
+    /// Keeps the target's `DPoP-Nonce`; whether it is new.
+    fn remember(&self, response: &awc::ClientResponse) -> bool {
+        self.nonce.remember_value(
+            response
+                .headers()
+                .get("dpop-nonce")
+                .and_then(|value| value.to_str().ok()),
+        )
+    }
+}
+
+/// The upstream answer, or why there is none (a 101 included: we never ask for one).
+fn answered(
+    sent: Option<Result<awc::ClientResponse, SendRequestError>>,
+) -> Result<awc::ClientResponse, ForwardError> {
+    match sent {
+        None => Err(ForwardError::Unavailable(
+            "no response within proxy.timeout",
+        )),
+        Some(Err(SendRequestError::Connect(_))) => Err(ForwardError::Unavailable("cannot connect")),
+        Some(Err(_)) => Err(ForwardError::Unavailable("request failed")),
+        Some(Ok(response)) if response.status().is_informational() => Err(
+            ForwardError::Unavailable("upstream answered 101 Switching Protocols"),
+        ),
+        Some(Ok(response)) => Ok(response),
     }
 }
 

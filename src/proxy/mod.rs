@@ -46,6 +46,8 @@ pub struct ProxyRoute {
     pub public_prefix: String,
     /// Whether the target is `https` (its connections speak TLS).
     pub tls: bool,
+    /// The target's last `DPoP-Nonce` (RFC 9449 section 9), for the `DPOP` transport.
+    pub dpop_nonce: crate::oidc::dpop::DpopNonce,
 }
 
 /// One route's upstream client on one worker: its own keep-alive pool (HTTP/1.1, no
@@ -129,6 +131,7 @@ impl Proxy {
                     .unwrap_or(Transport::Bearer),
                 public_prefix: format!("{public_base}{proxy_path}"),
                 tls: target.url.scheme() == "https",
+                dpop_nonce: crate::oidc::dpop::DpopNonce::default(),
             });
         }
         let public_url = &config.server.public_url;

@@ -12,10 +12,12 @@ use actix_web::{HttpResponse, web};
 use super::path::upstream_url;
 use super::{ForwardError, Incoming, Proxy, ProxyRoute, UpstreamClient};
 use crate::caller::Caller;
+use crate::config::Transport;
 use crate::error::ApiError;
+use crate::oidc::dpop::DpopKey;
 use crate::origin::{OriginPolicy, allows_credentialed_request};
 use crate::session::{SessionService, SessionTicket};
-use crate::targets::{TargetTable, TokenDeps, issue_token};
+use crate::targets::{TargetTable, TokenDeps, issue_token, sender_constrained};
 
 /// The browser's request as the handler parsed it.
 pub struct ProxyCall<'a> {
@@ -94,6 +96,16 @@ impl Proxy {
                 ApiError::InvalidParameter("The path leaves the proxied target".to_owned()),
             )
         })?;
+        // SPEC 12: a DPoP-bound token travels only with a proof of the session's key.
+        let dpop_key = match route.transport {
+            Transport::Dpop => {
+                Some(session_dpop_key(&caller).map_err(|error| refuse("DPoP key", error))?)
+            }
+            _ if sender_constrained(&deps.tokens, &caller, target_entry) => {
+                return Err(refuse("sender-constrained", ApiError::SenderConstrained));
+            }
+            _ => None,
+        };
         let token = issue_token(&deps.tokens, &caller, target_entry)
             .await
             .map_err(|error| refuse("token", error))?;
@@ -102,6 +114,7 @@ impl Proxy {
             headers: call.headers,
             peer: call.peer,
             url,
+            dpop_key,
         };
         self.forward(route, client, incoming, &token.value, payload)
             .await
@@ -132,4 +145,23 @@ impl Proxy {
             cors,
         )
     }
+}
+
+/// The session's DPoP key, for a `DPOP` target (403 for a session without one: its
+/// provider does not bind tokens, so there is nothing to prove).
+fn session_dpop_key(caller: &Caller) -> Result<DpopKey, ApiError> {
+    let Caller::Session(session) = caller else {
+        return Err(ApiError::SenderConstrained);
+    };
+    let stored = session
+        .record
+        .tokens
+        .get()
+        .dpop_key
+        .clone()
+        .ok_or(ApiError::Forbidden(
+            "The session's tokens are not DPoP-bound; this target needs DPoP",
+        ))?;
+    DpopKey::from_stored(&stored)
+        .map_err(|_| ApiError::TokenUnavailable("The session's DPoP key is unreadable".to_owned()))
 }

@@ -27,6 +27,9 @@ pub struct ProviderEntry<'a> {
     name: &'a str,
     /// The provider's issuer.
     url: String,
+    /// `"fapi2"` for a FAPI 2.0 provider (SPEC 12); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'static str>,
 }
 
 /// `GET /metadata`
@@ -41,6 +44,7 @@ pub async fn get_metadata(state: web::Data<AppState>) -> HttpResponse {
             id: provider.id(),
             name: &provider.config.name,
             url: provider.issuer(),
+            profile: (provider.config.profile == crate::config::Profile::Fapi2).then_some("fapi2"),
         })
         .collect();
     json_response(

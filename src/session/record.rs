@@ -199,6 +199,10 @@ pub struct ProviderTokens {
     /// The refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The session's DPoP private key (RFC 9449; base64url PKCS#8), when the provider binds
+    /// its tokens to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
 }
 
 impl std::fmt::Debug for ProviderTokens {
@@ -209,6 +213,7 @@ impl std::fmt::Debug for ProviderTokens {
             .field("access_token", &self.access_token.as_ref().map(|_| "***"))
             .field("access_token_expires_at", &self.access_token_expires_at)
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
+            .field("dpop_key", &self.dpop_key.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -274,6 +279,10 @@ fn put_tokens(out: &mut Vec<u8>, tokens: &ProviderTokens) {
     put_option(out, tokens.access_token_expires_at, put_i64);
     put_option(out, tokens.access_token_issued_at, put_i64);
     put_option(out, tokens.refresh_token.as_deref(), put_token);
+    // Last and only when present, so records written before DPoP read the same.
+    if let Some(key) = &tokens.dpop_key {
+        put_option(out, Some(key.as_str()), put_token);
+    }
 }
 
 fn read_tokens(input: &mut Reader<'_>) -> Option<ProviderTokens> {
@@ -283,6 +292,10 @@ fn read_tokens(input: &mut Reader<'_>) -> Option<ProviderTokens> {
         access_token_expires_at: input.option(Reader::i64)?,
         access_token_issued_at: input.option(Reader::i64)?,
         refresh_token: input.option(Reader::token)?,
+        dpop_key: match input.0.is_empty() {
+            true => None,
+            false => input.option(Reader::token)?,
+        },
     })
 }
 
@@ -299,6 +312,7 @@ fn tokens_len(tokens: &ProviderTokens) -> usize {
         &tokens.id_token,
         &tokens.access_token,
         &tokens.refresh_token,
+        &tokens.dpop_key,
     ]
     .iter()
     .map(|token| token.as_ref().map_or(0, String::len))
@@ -463,9 +477,28 @@ mod tests {
                 access_token_expires_at: Some(3),
                 access_token_issued_at: None,
                 refresh_token: Some("a.b".to_owned()),
+                dpop_key: None,
             }
             .into(),
         }
+    }
+
+    #[test]
+    fn a_dpop_key_is_kept_last_and_records_without_one_read_as_before() {
+        let without = record("x");
+        let stored_without = without.encode().unwrap();
+        let mut tokens = without.tokens.get().clone();
+        tokens.dpop_key = Some("pkcs8-key".to_owned());
+        let mut with = without.clone();
+        with.tokens.replace(tokens);
+        let stored_with = with.encode().unwrap();
+        assert!(stored_with.starts_with(&stored_without), "appended last");
+        let back = SessionRecord::decode(&stored_with).unwrap();
+        assert_eq!(back.tokens.get().dpop_key.as_deref(), Some("pkcs8-key"));
+        assert!(!format!("{back:?}").contains("pkcs8-key"));
+        let old = SessionRecord::decode(&stored_without).unwrap();
+        assert_eq!(old.tokens.get().dpop_key, None);
+        assert_eq!(old.tokens.get().refresh_token.as_deref(), Some("a.b"));
     }
 
     #[test]

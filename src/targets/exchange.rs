@@ -5,9 +5,10 @@ use super::Target;
 use super::access_token::user_access_token;
 use super::cache::CachedToken;
 use super::deps::TokenDeps;
-use super::upstream::{push_optional, upstream};
+use super::upstream::{push_optional, upstream_with};
 use crate::caller::Caller;
 use crate::error::ApiError;
+use crate::oidc::dpop::{DpopKey, Prover};
 use crate::oidc::token_endpoint::TokenClient;
 
 /// RFC 8693 grant type and token type.
@@ -49,5 +50,33 @@ pub(super) async fn fetch(
         auth: &provider.config.client_auth,
         key: provider.client_key.as_ref(),
     };
-    upstream(deps, target, &token_url, &client, form).await
+    // RFC 9449 section 5: a DPoP session exchanges with a proof of its own key.
+    let dpop_key = match (provider.config.dpop, caller) {
+        (false, _) => None,
+        (true, Caller::Session(session)) => {
+            let stored = session
+                .record
+                .tokens
+                .get()
+                .dpop_key
+                .clone()
+                .ok_or_else(|| {
+                    ApiError::TokenUnavailable("The session has no DPoP key".to_owned())
+                })?;
+            Some(DpopKey::from_stored(&stored).map_err(|_| {
+                ApiError::TokenUnavailable("The session's DPoP key is unreadable".to_owned())
+            })?)
+        }
+        (true, Caller::Bearer(_)) => {
+            return Err(ApiError::TokenUnavailable(
+                "A bearer caller holds no DPoP key to exchange with".to_owned(),
+            ));
+        }
+    };
+    let prover = dpop_key.as_ref().map(|key| Prover {
+        key,
+        nonce: &provider.dpop_nonce,
+        access_token: None,
+    });
+    upstream_with(deps, target, &token_url, &client, form, prover).await
 }

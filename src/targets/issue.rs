@@ -17,13 +17,26 @@ use crate::session::SessionTicket;
 /// How long a service token's refresh token is kept beyond the access token.
 const REFRESH_TOKEN_KEEP: Duration = Duration::from_secs(3600);
 
-/// The token `caller` gets for `target`.
+/// The token `caller` gets for `target`, for the API proxy: a token bound to the
+/// session's DPoP key is issued here, and only the proxy's `DPOP` transport sends it.
 pub async fn issue_token(
     deps: &TokenDeps<'_>,
     caller: &Caller,
     target: &Target,
 ) -> Result<IssuedToken, ApiError> {
-    issue_token_prefetched(deps, caller, target, None).await
+    issue(deps, caller, target, None).await
+}
+
+/// SPEC 12: whether `target`'s token for `caller` is the session's own token, or one
+/// exchanged with its proof, and so bound to the session's DPoP key.
+pub fn sender_constrained(deps: &TokenDeps<'_>, caller: &Caller, target: &Target) -> bool {
+    matches!(
+        target.config.strategy,
+        Strategy::AccessToken | Strategy::Exchange { .. }
+    ) && deps
+        .providers
+        .get(caller.provider())
+        .is_some_and(|provider| provider.config.dpop)
 }
 
 /// [`issue_token`], with the cache entry already read when `prefetched` is for the slot
@@ -34,6 +47,17 @@ pub async fn issue_token_prefetched(
     target: &Target,
     prefetched: Option<Prefetched>,
 ) -> Result<IssuedToken, ApiError> {
+    // SPEC 12: the session's DPoP key never leaves the service, so neither does a token
+    // bound to it.
+    if sender_constrained(deps, caller, target) {
+        tracing::warn!(
+            check = "sender-constrained",
+            target = target.url(),
+            provider = caller.provider(),
+            "token refused"
+        );
+        return Err(ApiError::SenderConstrained);
+    }
     let span = crate::spans::target_token(target.url());
     tracing::Instrument::instrument(issue(deps, caller, target, prefetched), span).await
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use url::Url;
 
 pub use cache::{CachedToken, Prefetched, TokenCache};
-pub use issue::{IssuedToken, TokenDeps, issue_token, issue_token_prefetched};
+pub use issue::{IssuedToken, TokenDeps, issue_token, issue_token_prefetched, sender_constrained};
 pub use matching::parse_requested;
 
 use actix_web::HttpRequest;

@@ -8,9 +8,10 @@ use super::cache::CachedToken;
 use super::deps::TokenDeps;
 use crate::clock::unix_now;
 use crate::error::ApiError;
+use crate::oidc::dpop::Prover;
 use crate::oidc::jwt::jwt_payload;
 use crate::oidc::token_endpoint::{
-    TokenAnswer, TokenClient, TokenError, capped_expiry, expiry_after, request_token,
+    TokenAnswer, TokenClient, TokenError, capped_expiry, expiry_after, request_token_with,
 };
 
 /// Lifetime assumed when a token endpoint names none and the token is not a JWT.
@@ -24,8 +25,20 @@ pub(super) async fn upstream(
     client: &TokenClient<'_>,
     form: Vec<(&'static str, String)>,
 ) -> Result<CachedToken, ApiError> {
+    upstream_with(deps, target, token_url, client, form, None).await
+}
+
+/// [`upstream`] with a DPoP proof of the caller's session key (RFC 9449 section 5).
+pub(super) async fn upstream_with(
+    deps: &TokenDeps<'_>,
+    target: &Target,
+    token_url: &url::Url,
+    client: &TokenClient<'_>,
+    form: Vec<(&'static str, String)>,
+    prover: Option<Prover<'_>>,
+) -> Result<CachedToken, ApiError> {
     let started = std::time::Instant::now();
-    let answer = request_token(deps.http, token_url, client, form).await;
+    let answer = request_token_with(deps.http, token_url, client, form, prover).await;
     deps.metrics
         .upstream_latency
         .with_label_values(&[target.url(), "token"])

@@ -18,6 +18,7 @@ mod fake_op;
 mod fake_portal;
 mod health_and_metadata;
 mod helpers;
+mod high_assurance;
 mod hostile_input;
 mod introspection_faults;
 mod jwt_algorithms;

@@ -495,3 +495,138 @@ async fn an_unanswered_introspection_logs_one_warn_line_naming_the_provider_and_
     .await;
     assert!(!service.all().contains(token), "{}", service.all());
 }
+
+#[tokio::test]
+async fn a_refused_or_failed_pushed_authorization_request_logs_one_warn_line() {
+    let op = FakeOp::start().await;
+    let mut service = LoggedService::start(
+        &op,
+        AppOptions {
+            store: "memory",
+            provider_extra: "par = \"always\"".to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    service.new_warnings().await;
+    let login = service.url(&format!("/login?returnURL={}", urlencode(APP_URL)));
+    op.fail_par_endpoint(Some((400, "invalid_request")));
+    assert_eq!(reqwest::get(&login).await.unwrap().status(), 400);
+    one_warning(
+        &mut service,
+        "PAR refused",
+        &["pushed authorization request", "local", "invalid_request"],
+    )
+    .await;
+    op.fail_par_endpoint(Some((500, "server_error")));
+    assert_eq!(reqwest::get(&login).await.unwrap().status(), 502);
+    one_warning(
+        &mut service,
+        "PAR failed",
+        &["pushed authorization request", "local", "500"],
+    )
+    .await;
+    assert!(!service.all().contains("identity-secret"));
+    // `par = "always"` and no PAR endpoint: not ready, the log names the missing endpoint.
+    let op = FakeOp::start().await;
+    op.hide_par_endpoint(true);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let options = AppOptions {
+        store: "memory",
+        provider_extra: "par = \"always\"".to_owned(),
+        ..AppOptions::default()
+    };
+    let config = temp_file("toml", &config_text(&op, port, &options));
+    let log = temp_file("log", "");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_identity-service"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("provider check failed") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let warning = text
+        .lines()
+        .find(|line| line.contains(" WARN ") && line.contains("provider check failed"))
+        .unwrap_or_else(|| panic!("no check warning in {text}"));
+    assert!(
+        warning.contains("pushed_authorization_request_endpoint"),
+        "{warning}"
+    );
+}
+
+#[tokio::test]
+async fn dpop_refusals_log_one_warn_line_naming_the_check_and_no_key_or_token() {
+    let op = FakeOp::start().await;
+    let mut service = LoggedService::start(
+        &op,
+        AppOptions {
+            store: "memory",
+            provider_extra: "dpop = true".to_owned(),
+            tail:
+                "[[targets]]\nurl = \"https://api.example.com/own/\"\nstrategy = \"access_token\"\n"
+                    .to_owned(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    service.new_warnings().await;
+    let login = format!("/login?returnURL={}", urlencode(APP_URL));
+    // A provider that answers a proof with a Bearer token.
+    op.set_dpop_wrong_token_type(true);
+    let client = browser();
+    let started = client.get(service.url(&login)).send().await.unwrap();
+    let callback = op.authorize(&location(&started), &TestUser::alice());
+    assert_eq!(client.get(&callback).send().await.unwrap().status(), 400);
+    one_warning(
+        &mut service,
+        "token not DPoP-bound",
+        &["code exchange and ID token", "local", "not DPoP-bound"],
+    )
+    .await;
+    // A bound token asked for by the browser.
+    op.set_dpop_wrong_token_type(false);
+    let client = browser();
+    let started = client.get(service.url(&login)).send().await.unwrap();
+    let callback = op.authorize(&location(&started), &TestUser::alice());
+    assert_eq!(client.get(&callback).send().await.unwrap().status(), 302);
+    service.new_warnings().await;
+    let refused = client
+        .post(service.url("/token"))
+        .header("X-Requested-With", "XMLHttpRequest")
+        .form(&[("target", "https://api.example.com/own/x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    one_warning(
+        &mut service,
+        "sender-constrained",
+        &[
+            "sender-constrained",
+            "https://api.example.com/own/",
+            "local",
+        ],
+    )
+    .await;
+    let log = service.all();
+    for (token, _) in op.dpop_bound_tokens() {
+        assert!(!log.contains(&token), "an access token in the log");
+    }
+    assert!(!log.to_lowercase().contains("pkcs8") && !log.contains("\"d\""));
+}

@@ -147,15 +147,23 @@ impl Inner {
             return Err(invalid_client("client_assertion sub must equal iss"));
         }
         let token_url = self.token_endpoint();
-        if !aud_contains(
-            claims.get("aud"),
-            // Like oidc-provider: the endpoint called (revocation) is a fine audience too.
-            &[
+        let par_url = format!("{}/par", self.issuer);
+        let revoke_url = format!("{}/revoke", self.issuer);
+        st.par
+            .assertion_audiences
+            .push(claims.get("aud").cloned().unwrap_or_default());
+        let accepted = match st.par.issuer_audience_only {
+            // FAPI 2.0 Security Profile 5.3.2.1 (as oidc-provider's FAPI profile checks it).
+            true => vec![self.issuer.as_str()],
+            // Like oidc-provider: the endpoint called (revocation, PAR) is a fine audience too.
+            false => vec![
                 token_url.as_str(),
                 self.issuer.as_str(),
-                format!("{}/revoke", self.issuer).as_str(),
+                revoke_url.as_str(),
+                par_url.as_str(),
             ],
-        ) {
+        };
+        if !aud_contains(claims.get("aud"), &accepted) {
             return Err(invalid_client(
                 "client_assertion aud must be the token endpoint",
             ));

@@ -15,9 +15,9 @@ impl Inner {
         format!("{}/token", self.issuer)
     }
 
-    pub(super) fn discovery(&self) -> Value {
+    pub(super) fn discovery(&self, st: &State) -> Value {
         let i = &self.issuer;
-        json!({
+        let mut document = json!({
             "issuer": i,
             "authorization_endpoint": format!("{i}/authorize"),
             "token_endpoint": format!("{i}/token"),
@@ -44,7 +44,10 @@ impl Inner {
             "backchannel_logout_supported": true,
             "backchannel_logout_session_supported": true,
             "authorization_response_iss_parameter_supported": true,
-        })
+        });
+        self.par_discovery(st, &mut document);
+        self.dpop_discovery(st, &mut document);
+        document
     }
 
     pub(super) fn handle(&self, req: &Request) -> ResponseTemplate {
@@ -63,9 +66,22 @@ impl Inner {
             .response();
         }
         match (req.method.as_str(), path.as_str()) {
-            ("GET", "/.well-known/openid-configuration") => json_response(200, self.discovery()),
+            ("GET", "/.well-known/openid-configuration") => json_response(200, self.discovery(&st)),
+            ("POST", "/par") => self.par(req, &mut st),
             ("GET", "/jwks") => json_response(200, self.jwks(&st)),
+            ("POST", "/token") if req.headers.contains_key("dpop") => {
+                self.token_with_dpop(req, &mut st)
+            }
             ("POST", "/token") => self.token(req, &mut st),
+            ("GET" | "POST", "/userinfo")
+                if req
+                    .headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("DPoP ")) =>
+            {
+                self.userinfo_with_dpop(req, &mut st)
+            }
             ("GET" | "POST", "/userinfo") => self.userinfo(req, &st),
             ("POST", "/introspect") => self.introspect(req, &mut st),
             ("POST", "/revoke") => self.revoke(req, &mut st),
@@ -296,6 +312,7 @@ impl FakeOp {
             ));
         }
         let params = FormParams::parse(url.query().unwrap_or_default().as_bytes());
+        let params = self.pushed_or_direct(params)?;
         self.st().last_authorize = Some(params.clone());
         let client_id = params.get("client_id").ok_or("missing client_id")?;
         if !self.st().clients.contains_key(client_id) {

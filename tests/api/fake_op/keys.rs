@@ -295,6 +295,12 @@ impl FakeOp {
         st.id_token_key = Some(id);
     }
 
+    /// Publishes the EC P-256 key and signs the ID tokens with it (ES256) from now on.
+    pub fn use_ec_signing_key(&self) {
+        self.publish_ec_key();
+        self.sign_id_tokens_with(SigningKeyChoice::Ec);
+    }
+
     /// Publishes RSA key 2 and signs with it from now on; `keep_old` keeps key 1 in the JWKS.
     pub fn rotate_keys(&self, keep_old: bool) {
         let mut st = self.st();

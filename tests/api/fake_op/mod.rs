@@ -32,11 +32,13 @@
 
 mod clients;
 mod control;
+mod dpop;
 mod endpoints;
 mod grants;
 mod http;
 mod keys;
 mod minting;
+mod par;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -263,6 +265,8 @@ struct State {
     revocation_delay: Option<Duration>,
     revocation_failure: Option<u16>,
     traceparents: Vec<(String, String)>,
+    par: par::ParState,
+    dpop: dpop::DpopState,
 }
 
 struct Inner {
@@ -367,6 +371,8 @@ impl FakeOp {
             revocation_failure: None,
             last_end_session: None,
             last_sid: None,
+            par: par::ParState::default(),
+            dpop: dpop::DpopState::new(),
         };
         let inner = Arc::new(Inner {
             issuer,
