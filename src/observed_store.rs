@@ -132,6 +132,7 @@ impl KeyValueStore for ObservedStore {
         self.observe(
             self.inner
                 .listing_add(index, listing, member, expires_at_ms, entry)
+                .instrument(spans::store("listing_add"))
                 .await,
         )
     }
@@ -142,7 +143,12 @@ impl KeyValueStore for ObservedStore {
         member: &str,
         first_word: &[u8],
     ) -> Result<bool, StoreError> {
-        self.observe(self.inner.listing_touch(listing, member, first_word).await)
+        self.observe(
+            self.inner
+                .listing_touch(listing, member, first_word)
+                .instrument(spans::store("listing_touch"))
+                .await,
+        )
     }
 
     async fn listing_entries(
@@ -150,7 +156,12 @@ impl KeyValueStore for ObservedStore {
         index: &str,
         listing: &str,
     ) -> Result<crate::store::ListingEntries, StoreError> {
-        self.observe(self.inner.listing_entries(index, listing).await)
+        self.observe(
+            self.inner
+                .listing_entries(index, listing)
+                .instrument(spans::store("listing_entries"))
+                .await,
+        )
     }
 
     async fn listing_remove(
@@ -159,7 +170,12 @@ impl KeyValueStore for ObservedStore {
         listing: &str,
         member: &str,
     ) -> Result<(), StoreError> {
-        self.observe(self.inner.listing_remove(index, listing, member).await)
+        self.observe(
+            self.inner
+                .listing_remove(index, listing, member)
+                .instrument(spans::store("listing_remove"))
+                .await,
+        )
     }
 
     async fn delete_indexed(&self, index: &str, key_prefix: &str) -> Result<u64, StoreError> {

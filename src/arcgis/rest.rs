@@ -50,7 +50,7 @@ pub async fn post_form<T: DeserializeOwned>(
         .header(reqwest::header::ACCEPT, "application/json")
         .form(form)
         .timeout(deadline);
-    read(request.send().await).await
+    read(crate::http_client::send(request, "portal").await).await
 }
 
 /// GETs `url` (no token in it) and reads the answer as `T`.
@@ -63,7 +63,7 @@ pub async fn get<T: DeserializeOwned>(
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
         .timeout(deadline);
-    read(request.send().await).await
+    read(crate::http_client::send(request, "portal").await).await
 }
 
 async fn read<T: DeserializeOwned>(

@@ -192,9 +192,7 @@ pub async fn push_authorization_request(
     };
     let request = authenticated_post(http, endpoint, &client, form)
         .map_err(|_| unavailable("the client assertion could not be signed"))?;
-    let response = request
-        .timeout(PAR_TIMEOUT)
-        .send()
+    let response = crate::http_client::send(request.timeout(PAR_TIMEOUT), "par")
         .await
         .map_err(|_| unavailable("the PAR endpoint could not be reached"))?;
     let status = response.status();
