@@ -1,9 +1,10 @@
 -- wrk script for bench/run. Environment:
---   BENCH_KIND    plain (default) | cookie | token | logout
---   BENCH_FILE    one value a line: session cookie values (cookie, token) or logout tokens
+--   BENCH_KIND    plain (default) | cookie | proxy | token | logout
+--   BENCH_FILE    one value a line: session cookie values (cookie, proxy, token) or logout tokens
 --   BENCH_TARGET  the urlencoded `target` of POST /token (token)
 --   BENCH_THREADS wrk's -t (logout tokens are split between threads, each used once)
 -- cookie: GET with `Cookie: ctIDENTITY=<next session>`, rotating through the file.
+-- proxy:  as cookie, with X-Requested-With (the API proxy's CSRF rule).
 -- token:  POST /token target=… with the next session cookie and X-Requested-With.
 -- logout: POST logout_token=<next unused token>; after the last one `exhausted` is set and
 --         tokens repeat (the service then refuses them as replays: errors).
@@ -57,6 +58,8 @@ function request()
   local value = values[idx]
   if kind == "cookie" then
     return wrk.format(nil, nil, { ["Cookie"] = "ctIDENTITY=" .. value })
+  elseif kind == "proxy" then
+    return wrk.format(nil, nil, { ["Cookie"] = "ctIDENTITY=" .. value, ["X-Requested-With"] = "bench" })
   elseif kind == "token" then
     return wrk.format("POST", nil, {
       ["Cookie"] = "ctIDENTITY=" .. value,

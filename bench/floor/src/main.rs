@@ -1,7 +1,7 @@
 //! Floors for `bench/run`: what actix-web alone costs on this machine, measured in the
 //! same run as the service so that every case can be read as a ratio.
 //!
-//! `bench-floor d BIND WORKERS` answers `GET /` with a small JSON object.
+//! `bench-floor d BIND WORKERS` answers `GET /` (and any other GET) with a small JSON object.
 //! `bench-floor e BIND WORKERS REDIS_URL KEY BYTES` stores BYTES bytes at KEY, then answers
 //! `GET /` with one Redis GET of KEY per request (one multiplexed `ConnectionManager` per
 //! worker, as the service has) and a small JSON object carrying the value's length.
@@ -114,11 +114,17 @@ async fn main() -> std::io::Result<()> {
     };
     match mode {
         "d" => {
-            HttpServer::new(|| App::new().route("/", web::get().to(bare)))
-                .workers(workers)
-                .bind(bind)?
-                .run()
-                .await
+            // Any other GET gets the same answer: the upstream of bench/run's proxied cases
+            // (`--proxy-dpop`), one path per target.
+            HttpServer::new(|| {
+                App::new()
+                    .route("/", web::get().to(bare))
+                    .default_service(web::get().to(bare))
+            })
+            .workers(workers)
+            .bind(bind)?
+            .run()
+            .await
         }
         "e" => {
             let [_, _, _, url, key, bytes] = args.as_slice() else {
