@@ -462,19 +462,19 @@ mod tests {
     #[tokio::test]
     async fn writes_sweep_out_expired_entries() {
         let store = MemoryStore::new();
+        // Lifetimes long enough that none ends while the map is filled (an index
+        // member already past its expiry is dropped at once), short enough to wait out.
+        let lifetime = Duration::from_millis(300);
         for n in 0..100 {
             let key = format!("k{n}");
+            store.set(&key, b"v", lifetime).await.unwrap();
             store
-                .set(&key, b"v", Duration::from_millis(1))
-                .await
-                .unwrap();
-            store
-                .index_add(&format!("i{n}"), "m", unix_now_ms() + 1)
+                .index_add(&format!("i{n}"), "m", unix_now_ms() + 300)
                 .await
                 .unwrap();
         }
         assert_eq!(store.inner.map.len(), 200);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(lifetime + Duration::from_millis(20)).await;
         store.inner.next_sweep_ms.store(0, Ordering::Relaxed);
         store
             .set("kept", b"v", Duration::from_secs(60))
