@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use identity_service::cli::{Cli, Command};
 use identity_service::startup::Application;
-use identity_service::{config, http_client, metrics, telemetry};
+use identity_service::{config, crypto, http_client, metrics, telemetry};
 
 /// mimalloc: per-thread free lists suit actix's one-thread-per-worker requests (glibc
 /// malloc was about a tenth of a request's CPU).
@@ -14,6 +14,8 @@ use identity_service::{config, http_client, metrics, telemetry};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before the configuration reads any key: jsonwebtoken's first use fixes its provider.
+    crypto::jose::install();
     let cli = Cli::parse();
     let config = match config::load(cli.config.as_deref(), config::process_env()) {
         Ok(config) => config,

@@ -47,6 +47,8 @@ impl Application {
         config: Config,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
+        // `main` installs it first; an embedding (the tests) may not have.
+        crate::crypto::jose::install();
         let port = listener.local_addr().map_err(StartupError::Serve)?.port();
         let redis_options = RedisOptions {
             key_prefix: config.session.key_prefix.clone(),

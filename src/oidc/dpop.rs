@@ -4,7 +4,8 @@
 //!
 //! The key is an ECDSA P-256 key (ES256) drawn by aws-lc-rs at login; the session record
 //! keeps its PKCS#8 form sealed, and only its public half ever leaves the service, as the
-//! `jwk` of a proof signed by jsonwebtoken.
+//! `jwk` of a proof signed by jsonwebtoken. Its crypto provider (`crypto::jose`) keeps
+//! the parsed key pair, so a proof per proxied request costs one signature.
 
 use std::sync::Mutex;
 

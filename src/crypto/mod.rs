@@ -1,5 +1,8 @@
 //! The few cryptographic operations the service needs, as thin wrappers over aws-lc-rs:
-//! random values, SHA-256 key derivation for storage keys, HKDF, and AES-256-GCM sealing.
+//! random values, SHA-256 key derivation for storage keys, HKDF, and AES-256-GCM sealing;
+//! and the crypto behind jsonwebtoken, with parsed EC keys kept ([`jose`]).
+
+pub mod jose;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::{digest, hkdf};
