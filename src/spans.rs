@@ -3,15 +3,23 @@
 //! (`traceparent`, `tracestate`) read from a request and sent on every outbound call.
 //!
 //! Traces are off unless `[telemetry] otlp_endpoint` is set; then [`enable`] is called once
-//! at start and every constructor here gives a real span of target [`TARGET`] (which only
+//! at start and the constructors here give real spans of target [`TARGET`] (which only
 //! the trace layer sees). Off, they give `Span::none()` after one relaxed load, so the
 //! request path pays nothing for them.
+//!
+//! Sampling is decided here, where a trace starts, not by the SDK after the spans are
+//! built: a request continuing a `traceparent` follows its sampled flag, any other root
+//! (a request without one, a call outside any request) is drawn at `sample_ratio`. An
+//! unsampled request gets `Span::none()` and runs inside [`unsampled`], so its store and
+//! outbound calls make no span either: a request that will not be exported costs a
+//! draw, not a tree of spans (the SDK's sampler then only follows parents).
 //!
 //! What a span may hold: route templates, methods, statuses, request ids, the kind of
 //! call, host names and target names. Never a token, cookie, code, `state`, secret, store
 //! key or query string: no constructor here takes one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use actix_web::http::header::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -26,9 +34,60 @@ pub const TARGET: &str = "otel";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Turns the spans on (the trace layer is installed).
-pub fn enable() {
+/// A new trace is recorded when a random `u64` is below this (`sample_ratio` × 2⁶⁴).
+static SAMPLE_BELOW: AtomicU64 = AtomicU64::new(u64::MAX);
+
+tokio::task_local! {
+    /// Set while an unsampled request is served.
+    static UNSAMPLED: ();
+}
+
+/// Turns the spans on (the trace layer is installed), recording new traces at
+/// `sample_ratio` (0 to 1).
+pub fn enable(sample_ratio: f64) {
+    SAMPLE_BELOW.store(sample_threshold(sample_ratio), Ordering::Relaxed);
     ENABLED.store(true, Ordering::Relaxed);
+}
+
+fn sample_threshold(sample_ratio: f64) -> u64 {
+    if sample_ratio >= 1.0 {
+        u64::MAX
+    } else if sample_ratio > 0.0 {
+        // Exact enough: the ratio has 53 bits, the threshold 64.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let threshold = (sample_ratio * 18_446_744_073_709_551_616.0) as u64;
+        threshold
+    } else {
+        0
+    }
+}
+
+/// Whether a new trace is recorded: a draw at `sample_ratio`.
+fn draw() -> bool {
+    match SAMPLE_BELOW.load(Ordering::Relaxed) {
+        u64::MAX => true,
+        0 => false,
+        below => {
+            crate::crypto::random_bytes::<8>().is_ok_and(|bytes| u64::from_le_bytes(bytes) < below)
+        }
+    }
+}
+
+/// Runs `served` as an unsampled request: no span is made inside it.
+pub fn unsampled<F: Future>(served: F) -> impl Future<Output = F::Output> {
+    UNSAMPLED.scope((), served)
+}
+
+/// Runs `call` (the synchronous start of an unsampled request) where no span is made.
+pub fn unsampled_scope<R>(call: impl FnOnce() -> R) -> R {
+    UNSAMPLED.sync_scope((), call)
+}
+
+/// Whether a span made now may be recorded: traces are on, no unsampled request is being
+/// served, and either a span is current (this one is its child) or this one starts a
+/// trace and wins the draw.
+fn recording() -> bool {
+    enabled() && UNSAMPLED.try_with(|_| ()).is_err() && (!Span::current().is_none() || draw())
 }
 
 /// Whether traces are on.
@@ -39,8 +98,20 @@ pub fn enabled() -> bool {
 
 /// The span of one served request, continuing the caller's `traceparent` when it sent
 /// one. Its name and route are set by [`finish_request`] once the route is known.
+/// `Span::none()` when traces are off or the request is not sampled (its `traceparent`
+/// says so, or it starts a trace and loses the draw): see [`request_untraced`].
 pub fn request(method: &str, request_id: &str, headers: &HeaderMap) -> Span {
     if !enabled() {
+        return Span::none();
+    }
+    let parent = TraceContextPropagator::new().extract(&ActixHeaders(headers));
+    let remote = parent.span().span_context().clone();
+    let sampled = if remote.is_valid() {
+        remote.is_sampled()
+    } else {
+        draw()
+    };
+    if !sampled {
         return Span::none();
     }
     let span = tracing::info_span!(
@@ -54,10 +125,15 @@ pub fn request(method: &str, request_id: &str, headers: &HeaderMap) -> Span {
         http.response.status_code = Empty,
         request_id = request_id,
     );
-    let parent = TraceContextPropagator::new().extract(&ActixHeaders(headers));
     // Without a (valid) traceparent the context is empty and the span starts a trace.
     let _ = span.set_parent(parent);
     span
+}
+
+/// Whether a request whose span [`request`] gave is served without spans: traces are on
+/// and it was not sampled. The middleware then serves it inside [`unsampled`].
+pub fn request_untraced(span: &Span) -> bool {
+    span.is_none() && enabled()
 }
 
 /// Names the request span by its route template (`GET /sessions/{id}`) and records the
@@ -80,7 +156,7 @@ pub fn finish_request(span: &Span, method: &str, route: &str, status: u16) {
 
 /// The span of one store call (`get`, `set`, …): the operation only, never the key.
 pub fn store(operation: &'static str) -> Span {
-    if !enabled() {
+    if !recording() {
         return Span::none();
     }
     tracing::info_span!(
@@ -95,7 +171,7 @@ pub fn store(operation: &'static str) -> Span {
 /// The span of one outbound HTTP call: `call` names it (`discovery`, `jwks`, `token`,
 /// `userinfo`, `introspection`, `proxy`, …); the host, never the path or query.
 pub fn outbound(call: &'static str, method: &str, host: &str) -> Span {
-    if !enabled() {
+    if !recording() {
         return Span::none();
     }
     tracing::info_span!(
@@ -132,7 +208,7 @@ pub fn finish_outbound(span: &Span, status: Option<u16>) {
 /// The span of one target token fetch (cached or not), naming the target by its
 /// configured URL (a prefix from the configuration, never a request's URL).
 pub fn target_token(target_url: &str) -> Span {
-    if !enabled() {
+    if !recording() {
         return Span::none();
     }
     tracing::info_span!(
@@ -178,5 +254,19 @@ impl Injector for ContextHeaders {
             _ => return,
         };
         self.0.push((name, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_ratio_becomes_a_threshold_over_the_whole_u64_range() {
+        assert_eq!(sample_threshold(0.0), 0);
+        assert_eq!(sample_threshold(-1.0), 0);
+        assert_eq!(sample_threshold(1.0), u64::MAX);
+        assert_eq!(sample_threshold(0.5), 1 << 63);
+        assert_eq!(sample_threshold(0.25), 1 << 62);
     }
 }

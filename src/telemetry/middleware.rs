@@ -91,15 +91,20 @@ where
             uri: request.uri().clone(),
         };
         let id = context.id;
-        // Traces on: the request's span (continuing an incoming `traceparent`) is current
-        // while the request is routed and served. Off: `Span::none()`, and no span code runs.
+        // Traces on and sampled: the request's span (continuing an incoming `traceparent`)
+        // is current while the request is routed and served. Not sampled: served inside
+        // `spans::unsampled`, where no span is made. Off: `Span::none()`, and no span code
+        // runs.
         let span = crate::spans::request(
             method_label(request.method()),
             id.as_str(),
             request.headers(),
         );
+        let untraced = crate::spans::request_untraced(&span);
         let call = CURRENT.sync_scope(context.clone(), || {
-            if span.is_none() {
+            if untraced {
+                crate::spans::unsampled_scope(|| self.service.call(request))
+            } else if span.is_none() {
                 self.service.call(request)
             } else {
                 span.in_scope(|| self.service.call(request))
@@ -149,7 +154,9 @@ where
             }
             Ok(response)
         };
-        if span.is_none() {
+        if untraced {
+            Box::pin(CURRENT.scope(context, crate::spans::unsampled(served)))
+        } else if span.is_none() {
             Box::pin(CURRENT.scope(context, served))
         } else {
             Box::pin(CURRENT.scope(context, tracing::Instrument::instrument(served, span)))

@@ -124,7 +124,7 @@ pub fn init_with_traces(log: &LogConfig, traces: Option<&traces::Traces>) -> Opt
         .is_ok();
     if installed {
         access::write_directly(access_writer, log.format);
-        spans::enable();
+        spans::enable(traces.sample_ratio());
     }
     installed.then_some(guard)
 }

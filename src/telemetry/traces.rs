@@ -2,9 +2,10 @@
 //! through `tracing-opentelemetry` and the OpenTelemetry SDK's batch span processor to
 //! `opentelemetry-otlp`'s OTLP/HTTP (protobuf) exporter at `<otlp_endpoint>/v1/traces`.
 //!
-//! - Sampling: `ParentBased(TraceIdRatioBased(sample_ratio))`: a sampled incoming
-//!   `traceparent` is always followed, an unsampled one never, and new traces are
-//!   recorded at `sample_ratio`.
+//! - Sampling: a sampled incoming `traceparent` is always followed, an unsampled one
+//!   never, and new traces are recorded at `sample_ratio`. `crate::spans` decides it
+//!   where a trace starts, before any span is built (an unsampled request makes none);
+//!   the SDK's sampler, `ParentBased(AlwaysOn)`, records what it is handed.
 //! - Nothing waits for the collector: a request only hands its ended spans to the batch
 //!   processor's bounded queue; the export runs on the processor's own thread.
 //! - Drops are counted in `identity_trace_spans_dropped_total`. The SDK counts its own
@@ -51,6 +52,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Traces {
     provider: SdkTracerProvider,
     runtime: Option<tokio::runtime::Runtime>,
+    sample_ratio: f64,
 }
 
 impl Traces {
@@ -103,9 +105,9 @@ impl Traces {
                 capacity: QUEUE_CAPACITY,
                 dropped,
             })
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                config.sample_ratio,
-            ))))
+            // `spans` decides where a trace starts (the draw at `sample_ratio`, or the
+            // incoming flag); a span it makes is recorded, and its children with it.
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_resource(
                 Resource::builder()
                     .with_service_name(config.service_name.clone())
@@ -115,7 +117,13 @@ impl Traces {
         Ok(Self {
             provider,
             runtime: Some(runtime),
+            sample_ratio: config.sample_ratio,
         })
+    }
+
+    /// The share of new traces recorded (`sample_ratio`); `spans` draws it.
+    pub fn sample_ratio(&self) -> f64 {
+        self.sample_ratio
     }
 
     /// The tracer the `tracing` layer records into.

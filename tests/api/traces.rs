@@ -409,6 +409,73 @@ async fn new_traces_follow_sample_ratio_and_a_sampled_traceparent_is_always_foll
 }
 
 #[tokio::test]
+async fn an_unsampled_request_makes_no_span_of_its_store_and_outbound_calls() {
+    let receiver = Receiver::start().await;
+    let op = FakeOp::start().await;
+    // Every new trace is recorded, so a span an unsampled request's call made would be.
+    let (running, app) = run_binary_with_tail(
+        &op,
+        "text",
+        &[
+            ("IDENTITY__TELEMETRY__OTLP_ENDPOINT", &receiver.address),
+            ("IDENTITY__TELEMETRY__SAMPLE_RATIO", "1.0"),
+        ],
+        "",
+    );
+    wait_ready(&app).await;
+    let mut unsampled_headers = reqwest::header::HeaderMap::new();
+    unsampled_headers.insert(
+        "traceparent",
+        "00-11111111111111111111111111111111-2222222222222222-00"
+            .parse()
+            .unwrap(),
+    );
+    let unsampled = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(unsampled_headers)
+        .build()
+        .unwrap();
+    // A login (store writes, the provider's token and userinfo calls), then /userinfo.
+    let response = app.login_with(&unsampled, &TestUser::alice()).await;
+    assert_eq!(response.status(), 302);
+    let response = unsampled.get(app.url("/userinfo")).send().await.unwrap();
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["authenticated"],
+        true
+    );
+    // Then one sampled request, so the export after it holds whatever came before.
+    let response = browser().get(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let spans = eventually(&receiver, |spans| {
+        spans.iter().any(|span| span.name == "GET /health/live")
+    })
+    .await;
+    running.stop();
+    let names: Vec<&String> = spans.iter().map(|span| &span.name).collect();
+    let unsampled_trace = [0x11; 16];
+    // What the readiness checks (`store ping`) and discovery record is theirs; the rest
+    // would come from the unsampled requests or their calls.
+    let of_unsampled = [
+        "GET /login",
+        "GET /callback",
+        "GET /userinfo",
+        "POST token",
+        "GET userinfo",
+    ];
+    assert!(
+        names.iter().any(|name| *name == "store ping"),
+        "the control: readiness' store calls are recorded: {names:?}"
+    );
+    assert!(
+        spans.iter().all(|span| span.trace_id != unsampled_trace
+            && !of_unsampled.contains(&span.name.as_str())
+            && (!span.name.starts_with("store") || span.name == "store ping")),
+        "an unsampled request's calls left spans: {names:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_silent_or_refusing_collector_costs_requests_nothing_and_drops_are_counted() {
     // A collector that accepts connections and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
