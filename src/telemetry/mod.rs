@@ -113,6 +113,11 @@ pub fn init_with_traces(log: &LogConfig, traces: Option<&traces::Traces>) -> Opt
     let span_layer = tracing_opentelemetry::layer()
         .with_tracer(traces.tracer())
         .with_location(false)
+        // Neither busy/idle times (two clock reads per poll of a span, two attributes) nor
+        // an OpenTelemetry context per entered span: trace context is read off the spans
+        // themselves (`spans::context_headers`), never off the ambient context.
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
         .with_threads(false)
         .with_target(false)
         .with_level(false)
