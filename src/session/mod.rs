@@ -25,6 +25,11 @@ use crate::error::ApiError;
 use crate::observed_store::ObservedStore;
 use crate::store::KeyValueStore;
 
+/// How many session records one store read checks when a subject's sessions are listed:
+/// a subject with thousands of sessions costs several bounded reads (MGET), not one
+/// reply of megabytes that holds Redis up for everyone else.
+const LISTED_RECORDS_PER_READ: usize = 100;
+
 /// A session as a request sees it.
 #[derive(Debug, Clone)]
 pub struct LoadedSession {
@@ -244,7 +249,10 @@ impl SessionService {
             .map(|(member, _)| format!("{}{member}", session_keys(&self.prefix)))
             .collect();
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let present = self.store.get_many(&key_refs).await?;
+        let mut present = Vec::with_capacity(key_refs.len());
+        for batch in key_refs.chunks(LISTED_RECORDS_PER_READ) {
+            present.extend(self.store.get_many(batch).await?);
+        }
         let current = current.map(SessionTicket::storage_name);
         let mut listed: Vec<(i64, ListedSession)> = candidates
             .into_iter()

@@ -123,6 +123,58 @@ async fn a_user_sees_every_live_session_on_every_instance_newest_first() {
 }
 
 #[tokio::test]
+async fn a_subject_with_hundreds_of_sessions_sees_every_live_one_across_store_reads() {
+    // More sessions than one store read checks (100), some ended in between: the listing
+    // must keep each session paired with its own record across the reads.
+    let app = spawn_app_with(AppOptions::default()).await;
+    let alice = TestUser::alice();
+    let mut clients = Vec::new();
+    for _ in 0..230 {
+        clients.push(logged_in(&app, &alice, FIREFOX).await);
+    }
+    let newest = clients.pop().unwrap();
+    let listed = sessions_of(&app, &newest).await;
+    assert_eq!(listed.len(), 230);
+    assert_eq!(listed[0]["current"], true);
+    // End every third of the others from the newest browser, and those at each read's
+    // edge (listing positions 99, 100 and 199).
+    let to_end: Vec<&str> = listed
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n > 0 && (n % 3 == 0 || [99, 100, 199].contains(n)))
+        .map(|(_, session)| session["id"].as_str().unwrap())
+        .collect();
+    for id in &to_end {
+        let response = end(&app, &newest, &format!("/sessions/{id}")).await;
+        assert_eq!(response.status(), 200);
+    }
+    let listed = sessions_of(&app, &newest).await;
+    assert_eq!(listed.len(), 230 - to_end.len());
+    let ids: std::collections::HashSet<&str> = listed
+        .iter()
+        .map(|session| session["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), listed.len(), "no session listed twice");
+    assert!(to_end.iter().all(|id| !ids.contains(id)));
+    // Every browser still logged in sees the same list, itself in it as current.
+    let mut live = 0;
+    for client in &clients {
+        if !authenticated(&app, client).await {
+            continue;
+        }
+        live += 1;
+        let own = sessions_of(&app, client).await;
+        assert_eq!(own.len(), listed.len());
+        let current = own
+            .iter()
+            .find(|session| session["current"] == true)
+            .unwrap();
+        assert!(ids.contains(current["id"].as_str().unwrap()));
+    }
+    assert_eq!(live + 1, listed.len());
+}
+
+#[tokio::test]
 async fn a_listing_id_opens_nothing_and_redis_holds_no_cookie_and_no_token() {
     let app = spawn_app_with(AppOptions::default()).await;
     let client = browser_as(FIREFOX);
