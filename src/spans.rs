@@ -68,7 +68,8 @@ fn draw() -> bool {
         u64::MAX => true,
         0 => false,
         below => {
-            crate::crypto::random_bytes::<8>().is_ok_and(|bytes| u64::from_le_bytes(bytes) < below)
+            let mut bytes = [0u8; 8];
+            aws_lc_rs::rand::fill(&mut bytes).is_ok() && u64::from_le_bytes(bytes) < below
         }
     }
 }
