@@ -199,7 +199,7 @@ fn arcgis_provider(mut s: Section, p: &mut Problems) -> (Option<String>, Option<
             p,
             s.path_of("portal_url"),
             check_http_url(&u)
-                .and_then(|()| check_portal_url(&u))
+                .and_then(|()| check_https_or_loopback(&u))
                 .map(|()| u),
         )
     });
@@ -267,8 +267,9 @@ fn arcgis_provider(mut s: Section, p: &mut Problems) -> (Option<String>, Option<
     (id, provider)
 }
 
-/// Tokens travel to the portal: https, except to a loopback address (development).
-fn check_portal_url(url: &url::Url) -> Result<(), String> {
+/// https, or http to a loopback address (development): where tokens travel to a portal,
+/// and a `fapi2` provider's redirect URI.
+pub(super) fn check_https_or_loopback(url: &url::Url) -> Result<(), String> {
     let loopback = match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -48,6 +48,21 @@ pub(crate) fn config(table: Table, p: &mut Problems) -> Option<Config> {
         }
     }
 
+    // FAPI 2.0 (SPEC 12): the redirect URI, under `public_url`, uses https.
+    if let Some(fapi) = providers
+        .iter()
+        .find(|provider| provider.profile == super::Profile::Fapi2)
+        && let Err(problem) = super::providers::check_https_or_loopback(&server.public_url)
+    {
+        p.push(
+            "server.public_url",
+            format!(
+                "{problem}: provider \"{}\" has profile \"fapi2\", whose redirect URI must be https (SPEC 12)",
+                fapi.id
+            ),
+        );
+    }
+
     let log = operate::log(root.section(p, "log"), p);
     let limits = operate::limits(root.section(p, "limits"), p);
     let tls = operate::tls(root.section(p, "tls"), p);

@@ -49,6 +49,13 @@ pub enum KeyFileError {
         /// The configured algorithm.
         algorithm: ClientKeyAlg,
     },
+    /// An RSA key aws-lc-rs does not sign with: its modulus must have 2048 to 8192 bits
+    /// (RFC 7518 3.3 and 3.5, FAPI 2.0 Security Profile 5.4: at least 2048).
+    #[error("{path} holds an RSA key outside 2048 to 8192 bits (at least 2048 are required)")]
+    RsaKeySize {
+        /// The file.
+        path: String,
+    },
 }
 
 /// A client key loaded from a PEM file (RSA → RS256, EC P-256 → ES256, Ed25519 → EdDSA,
@@ -80,6 +87,9 @@ impl ClientKey {
             source,
         })?;
         let (key, usual) = if let Ok(key) = EncodingKey::from_rsa_pem(&pem) {
+            // Refused here rather than at the first login's assertion.
+            aws_lc_rs::signature::RsaKeyPair::from_der(key.as_bytes())
+                .map_err(|_| KeyFileError::RsaKeySize { path: name() })?;
             let usual = if rsa_pss {
                 Algorithm::PS256
             } else {
@@ -143,5 +153,30 @@ impl ClientKey {
         };
         jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.key)
             .map_err(|error| InternalError::Sign(error).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn an_rsa_key_under_2048_bits_is_refused_when_read_and_one_of_2048_signs() {
+        match ClientKey::from_pem_file_for(&fixture("client-rsa-1024.pem"), None, true) {
+            Err(error @ KeyFileError::RsaKeySize { .. }) => {
+                assert!(error.to_string().contains("client-rsa-1024.pem"), "{error}");
+            }
+            other => panic!("a 1024-bit key was not refused: {:?}", other.err()),
+        }
+        let key = ClientKey::from_pem_file_for(&fixture("client-rsa.pem"), None, true).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::PS256);
+        assert!(key.assertion("client", "https://op.example/token").is_ok());
     }
 }

@@ -84,6 +84,71 @@ id_token_signed_response_alg = "RS256"
 }
 
 #[test]
+fn a_fapi2_provider_needs_an_https_redirect_uri_except_on_a_loopback_address() {
+    let provider = r#"
+[[providers]]
+id = "bank"
+issuer = "http://127.0.0.1:9"
+client_id = "identity"
+profile = "fapi2"
+private_key_file = "KEY"
+"#
+    .replace("KEY", fixture_path("client-rsa.pem").to_str().unwrap());
+    let with_public_url =
+        |url: &str| format!("[server]\nbind = \"127.0.0.1:0\"\npublic_url = \"{url}\"\n{provider}");
+    let (code, stderr) = check_config(&with_public_url("http://identity.example.com"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.lines().any(|line| line.contains("server.public_url")
+            && line.contains("must be an https URL")
+            && line.contains("\"bank\" has profile \"fapi2\"")),
+        "{stderr}"
+    );
+    for allowed in [
+        "https://identity.example.com",
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+    ] {
+        let (code, stderr) = check_config(&with_public_url(allowed));
+        assert_eq!(code, Some(0), "{allowed}: {stderr}");
+    }
+    // Without fapi2, an http public_url stays a choice of the operator's.
+    let (code, stderr) = check_config(
+        &with_public_url("http://identity.example.com").replace("profile = \"fapi2\"", ""),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn an_rsa_client_key_under_2048_bits_stops_the_start_naming_the_file() {
+    let text = format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+[[providers]]
+id = "bank"
+issuer = "http://127.0.0.1:9"
+client_id = "identity"
+profile = "fapi2"
+private_key_file = "{}"
+"#,
+        fixture_path("client-rsa-1024.pem").to_str().unwrap()
+    );
+    let path = temp_file("toml", &text);
+    let output = Command::new(BINARY)
+        .args(["--config", path.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("client-rsa-1024.pem") && stderr.contains("outside 2048 to 8192 bits"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_consistent_fapi2_provider_loads_with_what_the_profile_implies() {
     let text = r#"
 [[providers]]
