@@ -7,32 +7,81 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A login trusts a portal that answered this recently.
-pub const LOGIN_FRESHNESS: Duration = Duration::from_secs(1);
-/// How long a failed check is believed.
-pub const FAILURE_MEMORY: Duration = Duration::from_secs(5);
-/// Deadline of one check.
-pub const CHECK_DEADLINE: Duration = Duration::from_secs(2);
-/// A login waits at most this for a check another request is running.
-const CHECK_WAIT: Duration = Duration::from_millis(2500);
-const RETRY_FIRST: Duration = Duration::from_millis(500);
-const RETRY_LONGEST: Duration = Duration::from_secs(5);
+// The numbers below are an OpenID provider's too (`oidc::provider` takes them from here).
 
+/// A new login trusts a portal or provider that answered this recently; older, it is
+/// checked first, so one that went down answers `PROVIDER_UNAVAILABLE` instead of a dead
+/// redirect.
+pub const LOGIN_FRESHNESS: Duration = Duration::from_secs(1);
+
+/// How long a failed check is believed: logins fail at once, without asking upstream.
+pub const FAILURE_MEMORY: Duration = Duration::from_secs(5);
+
+/// Deadline of one check (a provider's: discovery, plus keys when they must be loaded);
+/// one that accepts connections and never answers costs a login at most this (SPEC 7:
+/// 3 s).
+pub const CHECK_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A login waits at most this for a check another request is running.
+pub const CHECK_WAIT: Duration = Duration::from_millis(2500);
+
+/// First pause between the watcher's checks of a failing portal or provider.
+pub const RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// Longest pause between the watcher's checks (doubling from [`RETRY_FIRST`]).
+pub const RETRY_LONGEST: Duration = Duration::from_secs(5);
+
+/// When a check last succeeded and when one last failed: the memo behind a portal's
+/// [`Health`], and behind an OpenID provider's (`oidc::provider`), which is kept the same
+/// way.
 #[derive(Default)]
-struct Times {
+pub struct CheckMemo {
     last_ok: Option<Instant>,
     failed_at: Option<Instant>,
-    problem: Option<String>,
 }
 
-impl Times {
-    fn failing(&self) -> bool {
+impl CheckMemo {
+    /// The last check failed (no success since).
+    pub fn failing(&self) -> bool {
         match (self.failed_at, self.last_ok) {
             (Some(failed), Some(ok)) => failed > ok,
             (Some(_), None) => true,
             (None, _) => false,
         }
     }
+
+    /// A check succeeded and none failed since.
+    pub fn answering(&self) -> bool {
+        self.last_ok.is_some() && !self.failing()
+    }
+
+    /// Not failing, and the last check succeeded less than `window` ago.
+    pub fn answered_within(&self, window: Duration) -> bool {
+        !self.failing() && self.last_ok.is_some_and(|at| at.elapsed() < window)
+    }
+
+    /// The last check failed, less than `window` ago.
+    pub fn failed_within(&self, window: Duration) -> bool {
+        self.failing() && self.failed_at.is_some_and(|at| at.elapsed() < window)
+    }
+
+    /// Notes a check that succeeded now.
+    pub fn succeeded(&mut self) {
+        self.last_ok = Some(Instant::now());
+    }
+
+    /// Notes a check that failed now; whether the last one had failed already.
+    pub fn failed(&mut self) -> bool {
+        let was_failing = self.failing();
+        self.failed_at = Some(Instant::now());
+        was_failing
+    }
+}
+
+#[derive(Default)]
+struct Times {
+    memo: CheckMemo,
+    problem: Option<String>,
 }
 
 /// A portal's health.
@@ -45,27 +94,23 @@ pub struct Health {
 
 impl Health {
     fn fresh(&self) -> bool {
-        self.times.lock().ok().is_some_and(|times| {
-            !times.failing()
-                && times
-                    .last_ok
-                    .is_some_and(|at| at.elapsed() < LOGIN_FRESHNESS)
-        })
+        self.times
+            .lock()
+            .ok()
+            .is_some_and(|times| times.memo.answered_within(LOGIN_FRESHNESS))
     }
 
     fn recently_failed(&self) -> bool {
-        self.times.lock().ok().is_some_and(|times| {
-            times.failing()
-                && times
-                    .failed_at
-                    .is_some_and(|at| at.elapsed() < FAILURE_MEMORY)
-        })
+        self.times
+            .lock()
+            .ok()
+            .is_some_and(|times| times.memo.failed_within(FAILURE_MEMORY))
     }
 
     /// `"ok"` once the portal answered and while it does, else the last problem.
     pub fn status(&self) -> String {
         match self.times.lock() {
-            Ok(times) if times.last_ok.is_some() && !times.failing() => "ok".to_owned(),
+            Ok(times) if times.memo.answering() => "ok".to_owned(),
             Ok(times) => times
                 .problem
                 .clone()
@@ -79,10 +124,9 @@ impl Health {
             return;
         };
         match outcome {
-            Ok(()) => times.last_ok = Some(Instant::now()),
+            Ok(()) => times.memo.succeeded(),
             Err(problem) => {
-                let was_failing = times.failing();
-                times.failed_at = Some(Instant::now());
+                let was_failing = times.memo.failed();
                 times.problem = Some(problem.clone());
                 drop(times);
                 if !was_failing {
@@ -134,7 +178,7 @@ impl super::Portal {
                 .times
                 .lock()
                 .ok()
-                .is_some_and(|times| times.last_ok.is_some() && !times.failing());
+                .is_some_and(|times| times.memo.answering());
             if answering {
                 delay = RETRY_FIRST;
                 self.health.failure_noticed.notified().await;

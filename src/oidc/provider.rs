@@ -25,6 +25,8 @@ use url::Url;
 use super::authorize_url::AuthorizeUrlBase;
 use super::client_auth::ClientKey;
 use crate::arcgis::Portal;
+pub use crate::arcgis::health::{CHECK_DEADLINE, FAILURE_MEMORY, LOGIN_FRESHNESS};
+use crate::arcgis::health::{CHECK_WAIT, CheckMemo, RETRY_FIRST, RETRY_LONGEST};
 use crate::config::{ClientAuth, ParMode, Profile, ProviderConfig};
 use crate::error::ApiError;
 
@@ -41,25 +43,6 @@ pub type OidcClient = CoreClient<
 
 /// A flood of tokens with unknown `kid`s may cause at most one JWKS fetch per interval.
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
-
-/// A new login trusts a provider that answered this recently; older, the provider is
-/// checked first, so one that went down answers `PROVIDER_UNAVAILABLE` instead of a dead
-/// redirect.
-pub const LOGIN_FRESHNESS: Duration = Duration::from_secs(1);
-
-/// How long a failed check is believed: logins fail at once, without asking upstream.
-pub const FAILURE_MEMORY: Duration = Duration::from_secs(5);
-
-/// Deadline of one check (discovery, plus keys when they must be loaded); a provider
-/// that accepts connections and never answers costs a login at most this (SPEC 7: 3 s).
-pub const CHECK_DEADLINE: Duration = Duration::from_secs(2);
-
-/// A login waits at most this for a check another request is running.
-const CHECK_WAIT: Duration = Duration::from_millis(2500);
-
-/// First and longest pause between the watcher's checks of a failing provider.
-const RETRY_FIRST: Duration = Duration::from_millis(500);
-const RETRY_LONGEST: Duration = Duration::from_secs(5);
 
 /// What discovery told us about a provider.
 pub struct Discovered {
@@ -124,24 +107,6 @@ struct ExtraMetadata {
     dpop_signing_alg_values_supported: Vec<String>,
 }
 
-/// When the provider last answered a check, and when one last failed.
-#[derive(Default)]
-struct Health {
-    last_ok: Option<Instant>,
-    failed_at: Option<Instant>,
-}
-
-impl Health {
-    /// The last check failed (no success since).
-    fn failing(&self) -> bool {
-        match (self.failed_at, self.last_ok) {
-            (Some(failed), Some(ok)) => failed > ok,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
-    }
-}
-
 /// A provider: configuration plus what was discovered (once it has been).
 pub struct Provider {
     /// Its configuration.
@@ -154,7 +119,8 @@ pub struct Provider {
     discovered: RwLock<Option<Arc<Discovered>>>,
     last_problem: RwLock<String>,
     last_jwks_fetch: Mutex<Option<Instant>>,
-    health: Mutex<Health>,
+    /// When the provider last answered a check, and when one last failed.
+    health: Mutex<CheckMemo>,
     check_lock: tokio::sync::Mutex<()>,
     failure_noticed: tokio::sync::Notify,
     /// The portal of a `kind = "arcgis"` provider (SPEC 10); the provider's operations
@@ -188,7 +154,7 @@ impl Provider {
             discovered: RwLock::new(None),
             last_problem: RwLock::new("discovery not loaded yet".to_owned()),
             last_jwks_fetch: Mutex::new(None),
-            health: Mutex::new(Health::default()),
+            health: Mutex::new(CheckMemo::default()),
             check_lock: tokio::sync::Mutex::new(()),
             failure_noticed: tokio::sync::Notify::new(),
         })
@@ -280,23 +246,20 @@ impl Provider {
 
     /// Discovered, and the provider answered within [`LOGIN_FRESHNESS`].
     fn fresh(&self) -> Option<Arc<Discovered>> {
-        let recent = self.health.lock().ok().is_some_and(|health| {
-            !health.failing()
-                && health
-                    .last_ok
-                    .is_some_and(|at| at.elapsed() < LOGIN_FRESHNESS)
-        });
+        let recent = self
+            .health
+            .lock()
+            .ok()
+            .is_some_and(|health| health.answered_within(LOGIN_FRESHNESS));
         if recent { self.current() } else { None }
     }
 
     /// The last check failed, less than [`FAILURE_MEMORY`] ago.
     fn recently_failed(&self) -> bool {
-        self.health.lock().ok().is_some_and(|health| {
-            health.failing()
-                && health
-                    .failed_at
-                    .is_some_and(|at| at.elapsed() < FAILURE_MEMORY)
-        })
+        self.health
+            .lock()
+            .ok()
+            .is_some_and(|health| health.failed_within(FAILURE_MEMORY))
     }
 
     /// Asks the provider, within [`CHECK_DEADLINE`]: its discovery document, and its keys
@@ -343,10 +306,9 @@ impl Provider {
             return;
         };
         match outcome {
-            Ok(_) => health.last_ok = Some(Instant::now()),
+            Ok(_) => health.succeeded(),
             Err(problem) => {
-                let was_failing = health.failing();
-                health.failed_at = Some(Instant::now());
+                let was_failing = health.failed();
                 drop(health);
                 if !was_failing {
                     tracing::warn!(provider = %self.config.id, %problem, "provider check failed");

@@ -16,9 +16,12 @@ pub mod userinfo;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::ORIGIN;
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
+use crate::origin::allows_credentialed_request;
+use crate::state::AppState;
 
 /// Registers every endpoint (relative to `server.base_path`).
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -63,6 +66,32 @@ fn resource(
     web::resource(path)
         .app_data(crate::telemetry::RouteLabel(path.to_owned()))
         .default_service(web::to(method_not_allowed))
+}
+
+/// The CSRF rule of cookie-authenticated requests that act (SPEC 2,
+/// [`allows_credentialed_request`]; `POST /token` and the `DELETE`s of `/sessions`): they
+/// must come from our own pages or an allowed frontend. Anything else is logged as a
+/// refused cross-site `what` request and answers 403 with `refusal`.
+fn require_same_site(
+    state: &AppState,
+    request: &HttpRequest,
+    what: &str,
+    refusal: &'static str,
+) -> Result<(), ApiError> {
+    let same_site = allows_credentialed_request(
+        request.headers().get(ORIGIN).map(|value| value.as_bytes()),
+        request.headers().contains_key("x-requested-with"),
+        &state.config.server.public_url.origin(),
+        &state.cors_origins,
+    );
+    if same_site {
+        return Ok(());
+    }
+    tracing::warn!(
+        check = "Origin or X-Requested-With",
+        "cross-site {what} request refused"
+    );
+    Err(ApiError::Forbidden(refusal))
 }
 
 /// Unknown paths.

@@ -2,7 +2,6 @@
 //! caller is logged in, and ending any or all of those sessions. Session cookie only.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::ORIGIN;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
@@ -10,7 +9,6 @@ use crate::caller::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorBody, InternalError, json_response};
 use crate::oidc::session_list::{Ended, Which, end_own, list_own};
-use crate::origin::allows_credentialed_request;
 use crate::session::{ListedSession, LoadedSession};
 use crate::state::AppState;
 
@@ -144,15 +142,12 @@ async fn end(
     which: Which<'_>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = session_caller(state, request).await?;
-    if !same_site_request(state, request) {
-        tracing::warn!(
-            check = "Origin or X-Requested-With",
-            "cross-site session request refused"
-        );
-        return Err(ApiError::Forbidden(
-            "Cross-site session requests need X-Requested-With or an allowed Origin",
-        ));
-    }
+    super::require_same_site(
+        state,
+        request,
+        "session",
+        "Cross-site session requests need X-Requested-With or an allowed Origin",
+    )?;
     let Ended { count, current } = end_own(&state.session_list_deps(), &caller, which).await?;
     let mut response = json_response(StatusCode::OK, &EndedAnswer::new(count));
     if current {
@@ -178,14 +173,4 @@ async fn session_caller(
         }
         None => Err(ApiError::Unauthorized("Authentication required")),
     }
-}
-
-/// The CSRF rule of `POST /token` (SPEC 2, [`allows_credentialed_request`]).
-fn same_site_request(state: &AppState, request: &HttpRequest) -> bool {
-    allows_credentialed_request(
-        request.headers().get(ORIGIN).map(|value| value.as_bytes()),
-        request.headers().contains_key("x-requested-with"),
-        &state.config.server.public_url.origin(),
-        &state.cors_origins,
-    )
 }

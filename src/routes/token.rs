@@ -2,7 +2,6 @@
 //! for, and those tokens, in the Identity Services API shape.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::ORIGIN;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
@@ -11,7 +10,6 @@ use crate::clock::rfc3339;
 use crate::config::Transport;
 use crate::error::{ApiError, ErrorBody, json_response};
 use crate::extract::{Params, read_form};
-use crate::origin::allows_credentialed_request;
 use crate::state::AppState;
 use crate::targets::{identify_token_caller, issue_token_prefetched, parse_requested};
 
@@ -126,14 +124,13 @@ pub async fn post_token(
     )
     .await?;
     let caller = caller.ok_or(ApiError::Unauthorized("Authentication required"))?;
-    if matches!(caller, Caller::Session(_)) && !same_site_request(&state, &request) {
-        tracing::warn!(
-            check = "Origin or X-Requested-With",
-            "cross-site token request refused"
-        );
-        return Err(ApiError::Forbidden(
+    if matches!(caller, Caller::Session(_)) {
+        super::require_same_site(
+            &state,
+            &request,
+            "token",
             "Cross-site token requests need X-Requested-With or an allowed Origin",
-        ));
+        )?;
     }
     let requested = requested?.map_err(|refused| {
         tracing::warn!(check = %refused, "token target refused");
@@ -165,15 +162,4 @@ fn count_token_request(state: &AppState, target: &str, success: bool) {
         .token_requests
         .with_label_values(&[target, outcome])
         .inc();
-}
-
-/// A cookie-authenticated `POST /token` must come from our own pages or an allowed
-/// frontend (SPEC 2; the rule is [`allows_credentialed_request`]).
-fn same_site_request(state: &AppState, request: &HttpRequest) -> bool {
-    allows_credentialed_request(
-        request.headers().get(ORIGIN).map(|value| value.as_bytes()),
-        request.headers().contains_key("x-requested-with"),
-        &state.config.server.public_url.origin(),
-        &state.cors_origins,
-    )
 }

@@ -79,28 +79,32 @@ static DELETE_IF_VALUE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// How [`INDEX_ADD`] and [`LISTING_ADD`] begin: an index left by an earlier version (a
+/// plain set with one expiry for all) is turned into a sorted set with that expiry, then
+/// the member is added. KEYS[1] = index; ARGV = member, its expiry, now.
+const INDEX_ADD_START: &str = "local now = tonumber(ARGV[3]) \
+     if redis.call('TYPE', KEYS[1]).ok == 'set' then \
+       local ttl = redis.call('PTTL', KEYS[1]) \
+       local old = redis.call('SMEMBERS', KEYS[1]) \
+       redis.call('DEL', KEYS[1]) \
+       if ttl > 0 then \
+         for _, m in ipairs(old) do redis.call('ZADD', KEYS[1], now + ttl, m) end \
+       end \
+     end \
+     redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) ";
+
 /// Adds a member to a back-channel index (a sorted set scored by the member's
 /// expiry, Unix ms), drops the members whose time has passed and lets the index
-/// expire with its latest member. An index left by an earlier version (a plain set
-/// with one expiry for all) is first turned into a sorted set with that expiry.
-/// KEYS[1] = index; ARGV = member, its expiry, now.
+/// expire with its latest member; an index left by an earlier version is first
+/// upgraded ([`INDEX_ADD_START`]). KEYS[1] = index; ARGV = member, its expiry, now.
 static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "local now = tonumber(ARGV[3]) \
-         if redis.call('TYPE', KEYS[1]).ok == 'set' then \
-           local ttl = redis.call('PTTL', KEYS[1]) \
-           local old = redis.call('SMEMBERS', KEYS[1]) \
-           redis.call('DEL', KEYS[1]) \
-           if ttl > 0 then \
-             for _, m in ipairs(old) do redis.call('ZADD', KEYS[1], now + ttl, m) end \
-           end \
-         end \
-         redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) \
+    Script::new(&format!(
+        "{INDEX_ADD_START}\
          redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) \
          local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES') \
          if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end \
          return 0",
-    )
+    ))
 });
 
 /// Drops the members of an index whose expiry is not after now (ARGV[1]) and returns
@@ -130,17 +134,8 @@ static INDEX_REMOVE: LazyLock<Script> = LazyLock::new(|| {
 /// [`super::LISTING_FIELD_LEN`]), the entries of dropped members go, and the hash
 /// expires with the index. ARGV = member, its expiry, now, entry.
 static LISTING_ADD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "local now = tonumber(ARGV[3]) \
-         if redis.call('TYPE', KEYS[1]).ok == 'set' then \
-           local ttl = redis.call('PTTL', KEYS[1]) \
-           local old = redis.call('SMEMBERS', KEYS[1]) \
-           redis.call('DEL', KEYS[1]) \
-           if ttl > 0 then \
-             for _, m in ipairs(old) do redis.call('ZADD', KEYS[1], now + ttl, m) end \
-           end \
-         end \
-         redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) \
+    Script::new(&format!(
+        "{INDEX_ADD_START}\
          local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) \
          if #gone > 0 then \
            redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) \
@@ -153,7 +148,7 @@ static LISTING_ADD: LazyLock<Script> = LazyLock::new(|| {
            redis.call('PEXPIREAT', KEYS[2], last[2]) \
          else redis.call('DEL', KEYS[2]) end \
          return 0",
-    )
+    ))
 });
 
 /// Replaces the first word of an existing listing entry (KEYS[1], ARGV = member, word).
