@@ -29,3 +29,4 @@ pub mod state;
 pub mod store;
 pub mod targets;
 pub mod telemetry;
+pub mod upstream_health;

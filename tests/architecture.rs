@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "session",
         "single_flight",
+        "upstream_health",
         "pages",
         "extract",
         "telemetry",

@@ -25,10 +25,10 @@ use url::Url;
 use super::authorize_url::AuthorizeUrlBase;
 use super::client_auth::ClientKey;
 use crate::arcgis::Portal;
-pub use crate::arcgis::health::{CHECK_DEADLINE, FAILURE_MEMORY, LOGIN_FRESHNESS};
-use crate::arcgis::health::{CHECK_WAIT, CheckMemo, RETRY_FIRST, RETRY_LONGEST};
 use crate::config::{ClientAuth, ParMode, Profile, ProviderConfig};
 use crate::error::ApiError;
+pub use crate::upstream_health::{CHECK_DEADLINE, FAILURE_MEMORY, LOGIN_FRESHNESS};
+use crate::upstream_health::{CHECK_WAIT, CheckMemo, RETRY_FIRST, RETRY_LONGEST};
 
 /// The openidconnect client type we build from discovery (auth URL set, token and
 /// userinfo endpoints as the provider advertises them).
