@@ -60,18 +60,46 @@ pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// `[telemetry]`: OpenTelemetry traces (SPEC 7, "Traces").
-#[derive(Debug, Clone, Serialize)]
+/// `[telemetry]`: OpenTelemetry traces (SPEC 7, "Traces"). `Debug` and `Serialize`
+/// (`check-config`) mask a password in `otlp_endpoint`.
+#[derive(Clone, Serialize)]
 pub struct TelemetryConfig {
     /// OTLP/HTTP base URL (`http://127.0.0.1:4318`; spans go to `<it>/v1/traces`); `None`:
     /// no traces, and nothing of them on the request path.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_masked_endpoint"
+    )]
     pub otlp_endpoint: Option<url::Url>,
     /// `service.name` of every span.
     pub service_name: String,
     /// Share of new traces recorded (0.0–1.0); a sampled incoming `traceparent` is always
     /// followed.
     pub sample_ratio: f64,
+}
+
+impl std::fmt::Debug for TelemetryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryConfig")
+            .field("otlp_endpoint", &self.otlp_endpoint.as_ref().map(masked))
+            .field("service_name", &self.service_name)
+            .field("sample_ratio", &self.sample_ratio)
+            .finish()
+    }
+}
+
+fn masked(url: &url::Url) -> String {
+    super::sections::mask_url_password(url.as_str())
+}
+
+fn serialize_masked_endpoint<S: serde::Serializer>(
+    url: &Option<url::Url>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_str(&masked(url)),
+        None => s.serialize_none(),
+    }
 }
 
 impl Default for TelemetryConfig {

@@ -578,3 +578,23 @@ fn bad_telemetry_settings_exit_2_naming_the_key() {
         );
     }
 }
+
+#[test]
+fn check_config_masks_a_password_in_the_otlp_endpoint() {
+    let path = crate::helpers::temp_file(
+        "toml",
+        "[telemetry]\notlp_endpoint = \"https://tenant:otlp-S3CRET-9f2@collector.example.com:4318\"\n",
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_identity-service"))
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    assert!(!printed.contains("otlp-S3CRET-9f2"), "{printed}");
+    assert!(
+        printed.contains("otlp_endpoint = \"https://tenant:***@collector.example.com:4318/\""),
+        "{printed}"
+    );
+}
