@@ -4,6 +4,7 @@
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
 };
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{OpenApi, Required, ResponseBuilder};
 
@@ -54,6 +55,7 @@ pub fn add_paths(openapi: &mut OpenApi, targets: &[TargetConfig]) {
                     .name("rest")
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
                     .description(Some("The path below the target's URL")),
             )
             .parameter(
@@ -61,6 +63,7 @@ pub fn add_paths(openapi: &mut OpenApi, targets: &[TargetConfig]) {
                     .name("X-Requested-With")
                     .parameter_in(ParameterIn::Header)
                     .required(Required::False)
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
                     .description(Some("Required unless Origin is ours or allowed")),
             )
             .security(SecurityRequirement::new("cookie", Vec::<String>::new()));

@@ -528,6 +528,19 @@ async fn openapi_describes_each_proxy_path_and_token_targets_is_unchanged() {
         );
     }
     assert!(doc["paths"]["/api/root/{rest}"].is_object());
+    // OpenAPI 3.1 (4.8.12.4): every parameter has a `schema` or a `content`; without one
+    // a client generator (or schemathesis) cannot make a value for it.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                assert!(
+                    parameter.get("schema").is_some() || parameter.get("content").is_some(),
+                    "{method} {path}: parameter {} has neither schema nor content",
+                    parameter["name"]
+                );
+            }
+        }
+    }
     let list: serde_json::Value = s.app.get("/token-targets").await.json().await.unwrap();
     let targets = list["targets"].as_array().unwrap();
     assert!(targets.contains(&serde_json::json!(format!("{}/v1/", s.upstream.address))));
