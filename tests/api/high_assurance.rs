@@ -28,6 +28,15 @@ fn check_config(text: &str) -> (Option<i32>, String) {
     )
 }
 
+/// A `fapi2` provider entry whose client key is the fixture `key`, plus `extra` lines.
+fn fapi2_provider(key: &str, extra: &str) -> String {
+    format!(
+        "[[providers]]\nid = \"bank\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"identity\"\n\
+         profile = \"fapi2\"\nprivate_key_file = \"{}\"\n{extra}",
+        fixture_path(key).to_str().unwrap()
+    )
+}
+
 #[test]
 fn a_fapi2_provider_contradicted_by_its_config_stops_the_start_naming_each_key() {
     let text = r#"
@@ -85,15 +94,7 @@ id_token_signed_response_alg = "RS256"
 
 #[test]
 fn a_fapi2_provider_needs_an_https_redirect_uri_except_on_a_loopback_address() {
-    let provider = r#"
-[[providers]]
-id = "bank"
-issuer = "http://127.0.0.1:9"
-client_id = "identity"
-profile = "fapi2"
-private_key_file = "KEY"
-"#
-    .replace("KEY", fixture_path("client-rsa.pem").to_str().unwrap());
+    let provider = fapi2_provider("client-rsa.pem", "");
     let with_public_url =
         |url: &str| format!("[server]\nbind = \"127.0.0.1:0\"\npublic_url = \"{url}\"\n{provider}");
     let (code, stderr) = check_config(&with_public_url("http://identity.example.com"));
@@ -122,17 +123,8 @@ private_key_file = "KEY"
 #[test]
 fn an_rsa_client_key_under_2048_bits_stops_the_start_naming_the_file() {
     let text = format!(
-        r#"
-[server]
-bind = "127.0.0.1:0"
-[[providers]]
-id = "bank"
-issuer = "http://127.0.0.1:9"
-client_id = "identity"
-profile = "fapi2"
-private_key_file = "{}"
-"#,
-        fixture_path("client-rsa-1024.pem").to_str().unwrap()
+        "[server]\nbind = \"127.0.0.1:0\"\n{}",
+        fapi2_provider("client-rsa-1024.pem", "")
     );
     let path = temp_file("toml", &text);
     let output = Command::new(BINARY)
@@ -150,16 +142,7 @@ private_key_file = "{}"
 
 #[test]
 fn a_consistent_fapi2_provider_loads_with_what_the_profile_implies() {
-    let text = r#"
-[[providers]]
-id = "bank"
-issuer = "http://127.0.0.1:9"
-client_id = "identity"
-profile = "fapi2"
-private_key_file = "KEY"
-private_key_alg = "PS256"
-"#
-    .replace("KEY", fixture_path("client-rsa.pem").to_str().unwrap());
+    let text = fapi2_provider("client-rsa.pem", "private_key_alg = \"PS256\"\n");
     let path = temp_file("toml", &text);
     let output = Command::new(BINARY)
         .args(["--config", path.to_str().unwrap(), "check-config"])

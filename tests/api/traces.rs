@@ -17,8 +17,10 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
 use crate::fake_op::{FakeOp, TestUser};
-use crate::helpers::{browser, session_cookie};
-use crate::logging::{a_whole_session, assert_no_secret, run_binary_with_tail, wait_ready};
+use crate::helpers::{TestApp, browser, session_cookie};
+use crate::logging::{
+    Running, a_whole_session, assert_no_secret, run_binary_with_tail, wait_ready,
+};
 use crate::upstream::Upstream;
 
 /// A small OTLP/HTTP receiver: `POST /v1/traces` with a protobuf body, decoded and kept.
@@ -348,20 +350,26 @@ async fn a_whole_session_is_traced_end_to_end_without_a_secret() {
     );
 }
 
+/// The release binary exporting to `receiver` at `sample_ratio`, under the service name
+/// `identity-under-test`.
+fn traced_binary(op: &FakeOp, receiver: &Receiver, sample_ratio: &str) -> (Running, TestApp) {
+    run_binary_with_tail(
+        op,
+        "text",
+        &[
+            ("IDENTITY__TELEMETRY__OTLP_ENDPOINT", &receiver.address),
+            ("IDENTITY__TELEMETRY__SAMPLE_RATIO", sample_ratio),
+            ("IDENTITY__TELEMETRY__SERVICE_NAME", "identity-under-test"),
+        ],
+        "",
+    )
+}
+
 #[tokio::test]
 async fn new_traces_follow_sample_ratio_and_a_sampled_traceparent_is_always_followed() {
     let receiver = Receiver::start().await;
     let op = FakeOp::start().await;
-    let (running, app) = run_binary_with_tail(
-        &op,
-        "text",
-        &[
-            ("IDENTITY__TELEMETRY__OTLP_ENDPOINT", &receiver.address),
-            ("IDENTITY__TELEMETRY__SAMPLE_RATIO", "0.0"),
-            ("IDENTITY__TELEMETRY__SERVICE_NAME", "identity-under-test"),
-        ],
-        "",
-    );
+    let (running, app) = traced_binary(&op, &receiver, "0.0");
     wait_ready(&app).await;
     let client = browser();
     for _ in 0..20 {
@@ -413,15 +421,7 @@ async fn an_unsampled_request_makes_no_span_of_its_store_and_outbound_calls() {
     let receiver = Receiver::start().await;
     let op = FakeOp::start().await;
     // Every new trace is recorded, so a span an unsampled request's call made would be.
-    let (running, app) = run_binary_with_tail(
-        &op,
-        "text",
-        &[
-            ("IDENTITY__TELEMETRY__OTLP_ENDPOINT", &receiver.address),
-            ("IDENTITY__TELEMETRY__SAMPLE_RATIO", "1.0"),
-        ],
-        "",
-    );
+    let (running, app) = traced_binary(&op, &receiver, "1.0");
     wait_ready(&app).await;
     let mut unsampled_headers = reqwest::header::HeaderMap::new();
     unsampled_headers.insert(
